@@ -1,0 +1,37 @@
+#pragma once
+// One msascope analysis run: the function the CLI `run` and the GUI's Run
+// button both call. Dense forward with MSA diagnostics in every analysed layer
+// (recall, output error on the same Q/K/V), then perplexity with MSA in every
+// layer and with the random control.
+#include <string>
+#include <vector>
+
+#include "core/forward.h"
+#include "core/model.h"
+#include "core/msa.h"
+#include "core/run_result.h"
+
+namespace msa {
+
+enum class CaptureLevel {
+    none,        // metrics only
+    selections,  // + per-layer selections
+    full,        // + block scores, dense block mass and recall per query (heatmaps)
+};
+
+struct AnalysisOptions {
+    MsaConfig config;
+    int threads = 1;
+    std::vector<int> layers;            // layers to analyse; empty = all
+    bool perplexity = true;             // forward with MSA in every layer (and dense)
+    bool random_control = true;         // + forward with the random scorer
+    CaptureLevel capture = CaptureLevel::selections;
+    std::vector<int> capture_layers;    // for CaptureLevel::full; empty = all analysed layers
+    ProgressFn progress;                // fraction over the whole run; false = cancel
+};
+
+// Throws InputError for impossible settings (k < 1, block < 1, layer out of range...).
+RunResult analyze(const Model& model, const std::vector<int>& tokens, const std::string& text,
+                  const AnalysisOptions& options);
+
+}  // namespace msa

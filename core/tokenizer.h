@@ -1,0 +1,30 @@
+#pragma once
+// Byte-level BPE (GPT-2 family) built from a Vocabulary, with the
+// pre-tokenizer the model declares (vocab.pre).
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/vocabulary.h"
+
+namespace msa {
+
+class Tokenizer {
+public:
+    explicit Tokenizer(const Vocabulary& vocab);  // throws InputError on unsupported model/pre
+    std::vector<int> encode(const std::string& text, bool add_bos = false) const;
+    std::string decode(const std::vector<int>& ids) const;
+    std::string token_text(int id) const;  // the bytes one token stands for
+    int size() const;
+    int bos_id() const;
+    int eos_id() const;
+    // Implementation state lives in the .cpp.
+    struct Impl;
+    ~Tokenizer();
+    Tokenizer(Tokenizer&&) noexcept;
+    Tokenizer& operator=(Tokenizer&&) noexcept;
+private:
+    Impl* impl_ = nullptr;
+};
+
+}  // namespace msa
