@@ -28,7 +28,14 @@ struct AnalysisOptions {
     CaptureLevel capture = CaptureLevel::selections;
     std::vector<int> capture_layers;    // for CaptureLevel::full; empty = all analysed layers
     ProgressFn progress;                // fraction over the whole run; false = cancel
+    // Planted facts (multi-needle documents): the run reports the needle block
+    // hit rate = fraction of (layer, group, needle) triples whose fact block is
+    // selected at the needle's question token.
+    std::vector<Needle> needles;
 };
+
+// Hit rate of needles over captured selections (NaN when there is nothing to count).
+double needle_hit_rate(const std::vector<LayerCapture>& captures, const std::vector<Needle>& needles, int block);
 
 // Throws InputError for impossible settings (k < 1, block < 1, layer out of range...).
 RunResult analyze(const Model& model, const std::vector<int>& tokens, const std::string& text,

@@ -53,6 +53,11 @@ struct LayerCapture {
     BlockScores scores;       // [N, G, nb]
     BlockMass mass;           // [N, Hq, nb] dense mass per block
     std::vector<float> recall;  // [N, Hq]
+    // Optional: the layer's post-RoPE Q [N,Hq,d], K and V [N,Hkv,d]. Present
+    // only when a run kept them (the GUI's synthetic runs); with them the GUI
+    // can re-pool for another scorer or block size (viz::repool).
+    std::vector<float> q, k, v;
+    AttentionShape qkv_shape;
 };
 
 struct Needle {

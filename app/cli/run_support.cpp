@@ -1,0 +1,128 @@
+#include "app/cli/run_support.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "app/cli/cli_common.h"
+#include "core/errors.h"
+#include "core/tokenizer.h"
+
+namespace msa::cli {
+
+MsaConfig MsaArgs::config() const {
+    MsaConfig c;
+    if (k < 1) throw InputError("--k must be at least 1 (got " + std::to_string(k) + ")");
+    if (block < 1) throw InputError("--block must be at least 1 (got " + std::to_string(block) + ")");
+    if (sink != 0 && sink != 1) throw InputError("--sink must be 0 or 1 (got " + std::to_string(sink) + ")");
+    c.k = k;
+    c.block = block;
+    c.scorer = parse_scorer(scorer);
+    c.sink = sink;
+    c.index = parse_index_kind(index);
+    return c;
+}
+
+void add_input_options(CLI::App& sub, InputArgs& a) {
+    sub.add_option("--model", a.model, "GGUF file or Hugging Face folder (default: the cached SmolLM2-135M)");
+    auto* text = sub.add_option("--text", a.text, "UTF-8 text file to run");
+    auto* needles = sub.add_option("--needles", a.needles, "Generate a multi-needle document with N planted facts");
+    text->excludes(needles);
+    sub.add_option("--tokens", a.tokens, "Use the first N tokens (needle documents are generated to this length)");
+    sub.add_option("--threads", a.threads, "CPU threads (default: all cores)");
+    sub.add_option("--seed", a.seed, "Seed of the generated document")->capture_default_str();
+}
+
+void add_msa_options(CLI::App& sub, MsaArgs& a) {
+    sub.add_option("--k", a.k, "Blocks kept per query and GQA group (forced ones included)")->capture_default_str();
+    sub.add_option("--block", a.block, "Tokens per key block")->capture_default_str();
+    sub.add_option("--scorer", a.scorer, "Block pooling: max | mean | quest | random")->capture_default_str();
+    sub.add_option("--sink", a.sink, "1: always keep block 0 as well as the local block")->capture_default_str();
+    sub.add_option("--index", a.index, "Index branch: free (group-mean query . key) | trained")->capture_default_str();
+    sub.add_option("--backend", a.backend, "cpu | cuda")->capture_default_str();
+}
+
+LoadedInput load_input(const InputArgs& a, std::ostream& log) {
+    if (a.text.empty() && a.needles <= 0) throw InputError("give --text FILE or --needles N");
+    if (a.tokens < 0) throw InputError("--tokens must be positive");
+    if (a.needles < 0) throw InputError("--needles must be positive");
+    LoadedInput in;
+    std::string text = a.text.empty() ? std::string() : read_text_file(a.text);  // fail fast, before the model load
+    const std::string path = resolve_model_path(a.model);
+    auto t0 = std::chrono::steady_clock::now();
+    in.model = load_model(path);
+    in.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    Tokenizer tokenizer(in.model.vocab);
+    if (a.needles > 0) {
+        throw InputError("--needles is not available in this build yet");
+    }
+    in.text = std::move(text);
+    in.tokens = tokenizer.encode(in.text, in.model.vocab.add_bos);
+    if (a.tokens > 0) {
+        if (static_cast<int>(in.tokens.size()) < a.tokens)
+            log << "note: the text has " << in.tokens.size() << " tokens, fewer than --tokens " << a.tokens << "\n";
+        else
+            in.tokens.resize(a.tokens);
+    }
+    for (int id : in.tokens)
+        if (id < 0 || id >= in.model.config.vocab)
+            throw InputError("token id " + std::to_string(id) + " is outside the model's vocabulary");
+    return in;
+}
+
+void check_backend(const std::string& backend) {
+    if (backend == "cpu") return;
+    if (backend == "cuda")
+        throw InputError("--backend cuda: whole-model GPU runs are not in this build yet; "
+                         "GPU kernels are measured by `msascope-cli bench`");
+    throw InputError("--backend must be cpu or cuda (got '" + backend + "')");
+}
+
+void check_session_path(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "ab");
+    if (!f) throw InputError("cannot write session file " + path);
+    std::fclose(f);
+}
+
+SessionWritten save_run(const std::string& path, const RunResult&, const std::string&) {
+    throw InputError("cannot save to " + path + ": sessions are not in this build yet");
+}
+
+void print_run_report(const RunResult& r, std::ostream& os) {
+    const auto& c = r.config;
+    os << "model   " << r.model_path << " (" << r.model_config.arch << ", " << r.model_config.n_layers << " layers, "
+       << r.model_config.n_heads << " q / " << r.model_config.n_kv_heads << " kv heads)\n";
+    os << "tokens  " << r.tokens.size() << "   MSA k " << c.k << ", block " << c.block << ", scorer "
+       << to_string(c.scorer) << ", sink " << c.sink << ", index " << to_string(c.index) << "   backend " << r.backend
+       << ", " << r.threads << " threads\n\n";
+    Table t({"layer", "recall mean", "recall p5", "recall p50", "output rel err"});
+    for (const auto& l : r.layers)
+        t.add({std::to_string(l.layer), fixed(l.recall_mean, 4), fixed(l.recall_p5, 4), fixed(l.recall_p50, 4),
+               fixed(l.output_rel_error, 4)});
+    t.print(os);
+    if (!r.layers.empty()) {
+        double recall = 0, err = 0;
+        for (const auto& l : r.layers) {
+            recall += l.recall_mean;
+            err += l.output_rel_error;
+        }
+        os << "mean over layers: recall " << fixed(recall / r.layers.size(), 4) << ", output rel err "
+           << fixed(err / r.layers.size(), 4) << "\n";
+    }
+    os << "\nperplexity  dense " << fixed(r.perplexity_dense, 3) << "   MSA " << fixed(r.perplexity_msa, 3);
+    if (std::isfinite(r.perplexity_dense) && std::isfinite(r.perplexity_msa))
+        os << " (" << (r.perplexity_msa >= r.perplexity_dense ? "+" : "")
+           << fixed(100 * (r.perplexity_msa / r.perplexity_dense - 1), 2) << "%)";
+    os << "   random-selection control " << fixed(r.perplexity_random, 3) << "\n";
+    if (std::isfinite(r.needle_hit_rate)) os << "needle block hit rate " << fixed(r.needle_hit_rate, 3) << "\n";
+    os << "attention FLOPs  dense " << human_count(r.dense_attention_flops) << ", MSA "
+       << human_count(r.msa_attention_flops) << " (ratio " << fixed(r.flops_ratio(), 2)
+       << "x; below ~8K tokens the index pass and the 2,048-token budget cost more than they save)\n";
+    os << "time   ";
+    for (const auto& t : r.timings) os << " " << t.name << " " << fixed(t.ms / 1000, 1) << " s;";
+    os << "\n";
+    for (const auto& w : r.warnings) os << "warning: " << w << "\n";
+}
+
+}  // namespace msa::cli

@@ -1,0 +1,91 @@
+#pragma once
+// Device-only building blocks shared by the attention and index kernels:
+// cp.async staging, ldmatrix, mma.sync m16n8k16 (bf16 in, fp32 accumulate),
+// and the swizzled shared-memory tile layout they all use.
+//
+// Why mma.sync and not wgmma: one code path runs on sm_80 and sm_90, and the
+// per-row masks MSA needs (selection membership, token-level causal mask) sit
+// naturally on the register accumulators of mma.sync. wgmma (sm_90a) is the
+// next step for the dense path (see tests/bench/NOTES_cuda.md).
+#include <cuda_bf16.h>
+#include <cstdint>
+
+namespace msa::kern {
+
+using bf16 = __nv_bfloat16;
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte async copy global -> shared; pred = false zero-fills the destination
+// (src-size 0), which is how out-of-range keys become zeros without a branch.
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool pred) {
+    int bytes = pred ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+// C[16x8] += A[16x16] * B[16x8]; A row-major fragment (4 regs), B col-major (2 regs).
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+
+__device__ __forceinline__ uint32_t load_u32(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+// Shared tile [rows][D] of bf16 with the 16-byte chunks of row r XOR-swizzled by
+// (r & 7): the 8 row addresses one ldmatrix phase reads then fall in 8 distinct
+// bank groups, so the loads are conflict-free for D = 64 and D = 128 alike.
+template <int D>
+__device__ __forceinline__ int swz(int row, int col) {
+    return row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
+}
+
+// Loads `rows` rows of D bf16 (global row i at base + i * stride elements) into a
+// swizzled tile; rows at or past `valid` are zero-filled.
+template <int D, int NTHREADS>
+__device__ __forceinline__ void load_tile_async(bf16* tile, const bf16* base, long stride, int rows, int valid) {
+    constexpr int CH = D / 8;  // 16-byte chunks per row
+    const int tid = threadIdx.x;
+    for (int c = tid; c < rows * CH; c += NTHREADS) {
+        int r = c / CH, ch = c % CH;
+        bool ok = r < valid;
+        const bf16* src = base + (ok ? static_cast<long>(r) * stride + ch * 8 : 0);
+        cp_async16(smem_addr(tile + swz<D>(r, ch * 8)), src, ok);
+    }
+}
+
+__device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+}  // namespace msa::kern
