@@ -1,0 +1,378 @@
+#pragma once
+// The flash-attention tile shared by the dense baseline, the sparse prefill and
+// the sparse/dense decode (device code only; launch choices live in
+// dense_attention.cu and sparse_attention.cu).
+//
+// Rows. A CTA owns 16*WARPS "rows" of one GQA group g; row rho = token * r + h
+// (token-major, the group's r heads minor), so Q[t, g*r .. g*r+r-1, :] is one
+// contiguous run and one selection (per token and group) covers r consecutive
+// rows. With MiniMax-M3's r = 16 one m16 MMA tile is exactly one token's
+// heads: K/V of a selected block are staged once and used by all 16 heads.
+//
+// Keys. The CTA walks a list of key chunks of KN keys, staged in shared memory
+// with cp.async (K and V in separate buffers, FlashAttention-2's overlap: V[i]
+// streams in while S = Q K[i]^T is computed, K[i+1] while O += P V[i]).
+//   dense : chunks cover [0, last visible key of the CTA]
+//   sparse: chunks cover the union of the selections of the CTA's tokens (at
+//           most 32 tokens), ascending block id; a row whose token did not
+//           select a block masks it to -inf, so correctness never depends on
+//           how much the tokens' selections overlap, only the wasted work does.
+// The token-level causal mask (key <= position) applies everywhere, which is
+// what keeps the local block exact.
+//
+// Split-K (decode). blockIdx.z = split: the chunk list is cut into n_splits
+// contiguous pieces and each writes unnormalised (O, m, l) partials that
+// attn_combine_kernel merges; n_splits = 1 writes bf16 O directly.
+#include <cfloat>
+#include <climits>
+
+#include "kernels/mma_utils.cuh"
+
+namespace msa::kern {
+
+struct AttnParams {
+    const bf16* q = nullptr;  // [n_q, Hq, D]
+    const bf16* k = nullptr;  // [n_kv, Hkv, D]
+    const bf16* v = nullptr;  // [n_kv, Hkv, D]
+    bf16* out = nullptr;      // [n_q, Hq, D] (n_splits == 1)
+    float* part_o = nullptr;  // [n_splits, n_q * Hq, D]  (n_splits > 1)
+    float* part_ml = nullptr; // [n_splits, n_q * Hq, 2]
+    int n_q = 0;
+    int q_offset = 0;         // position of query 0 (prefill 0, decode n_kv - 1)
+    int n_kv = 0;
+    int n_heads = 0;
+    int n_kv_heads = 0;
+    int group = 0;            // r
+    float scale_log2 = 0;     // softmax scale * log2(e)
+    const int32_t* sel = nullptr;  // [n_q, G, slots]; null = dense
+    int slots = 0;
+    int block = 128;          // B (sparse)
+    int n_splits = 1;
+    int max_union = 0;        // capacity of the union list in shared memory
+};
+
+template <int D, int WARPS, int KN>
+struct AttnSmem {
+    static constexpr int kTile = KN * D;                       // bf16 elements
+    static size_t bytes(int max_union) {
+        return 2 * kTile * sizeof(bf16) + static_cast<size_t>(max_union) * 8 + 16;
+    }
+};
+
+template <int D, int WARPS, int KN>
+__global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p) {
+    constexpr int NT = WARPS * 32;
+    constexpr int ROWS = 16 * WARPS;
+    static_assert(KN % 16 == 0 && D % 16 == 0, "tile shape");
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    bf16* ks = reinterpret_cast<bf16*>(smem_raw);
+    bf16* vs = ks + KN * D;
+    int32_t* u_blk = reinterpret_cast<int32_t*>(vs + KN * D);
+    uint32_t* u_mask = reinterpret_cast<uint32_t*>(u_blk + p.max_union);
+    __shared__ int s_count;
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int g = blockIdx.y;
+    const int r = p.group;
+    const int rows_total = p.n_q * r;
+    // Heaviest (latest) tiles first: causal work grows with the position.
+    const int tile = gridDim.x - 1 - blockIdx.x;
+    const int row0 = tile * ROWS;
+    const int tok_lo = row0 / r;
+    const int tok_hi = (min(row0 + ROWS, rows_total) - 1) / r;
+    const int pos_lo = p.q_offset + tok_lo, pos_hi = p.q_offset + tok_hi;
+    const long kv_stride = static_cast<long>(p.n_kv_heads) * D;
+    const bf16* kbase = p.k + static_cast<long>(g) * D;
+    const bf16* vbase = p.v + static_cast<long>(g) * D;
+    const int G = p.n_kv_heads;
+
+    // ---- the chunk list ---------------------------------------------------
+    const bool sparse = p.sel != nullptr;
+    const int cpb = (p.block + KN - 1) / KN;  // chunks per selected block
+    int n_items;                               // dense: chunks; sparse: union entries
+    if (!sparse) {
+        int kv_end = min(pos_hi + 1, p.n_kv);
+        n_items = (kv_end + KN - 1) / KN;
+    } else {
+        // Merge the ascending selections of the CTA's tokens (lane i follows token
+        // tok_lo + i); the ballot records which tokens chose each block.
+        const int n_tok = tok_hi - tok_lo + 1;
+        if (warp == 0) {
+            const int32_t* row = p.sel + (static_cast<long>(tok_lo + lane) * G + g) * p.slots;
+            int ptr = 0;
+            int cur = INT_MAX;
+            if (lane < n_tok && p.slots > 0) {
+                cur = row[0];
+                if (cur < 0) cur = INT_MAX;
+            }
+            int n = 0;
+            while (true) {
+                int m = cur;
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) m = min(m, __shfl_xor_sync(0xffffffffu, m, o));
+                if (m == INT_MAX) break;
+                unsigned mask = __ballot_sync(0xffffffffu, cur == m);
+                if (lane == 0 && n < p.max_union) {
+                    u_blk[n] = m;
+                    u_mask[n] = mask;
+                }
+                ++n;
+                if (cur == m) {
+                    ++ptr;
+                    cur = ptr < p.slots ? row[ptr] : INT_MAX;
+                    if (cur < 0) cur = INT_MAX;
+                }
+            }
+            if (lane == 0) s_count = min(n, p.max_union);
+        }
+        __syncthreads();
+        n_items = s_count;
+    }
+    const int per_split = (n_items + p.n_splits - 1) / p.n_splits;
+    const int item_lo = min(n_items, blockIdx.z * per_split);
+    const int item_hi = min(n_items, item_lo + per_split);
+    const int n_chunks = sparse ? (item_hi - item_lo) * cpb : (item_hi - item_lo);
+
+    // ---- this thread's two rows -------------------------------------------
+    const int ra = row0 + warp * 16 + lane / 4, rb = ra + 8;
+    const bool va = ra < rows_total, vb = rb < rows_total;
+    const int ta = va ? ra / r : tok_lo, tb = vb ? rb / r : tok_lo;
+    const int pa = p.q_offset + ta, pb = p.q_offset + tb;
+    const int ha = g * r + (va ? ra % r : 0), hb = g * r + (vb ? rb % r : 0);
+    const int bit_a = ta - tok_lo, bit_b = tb - tok_lo;
+
+    // Q fragments straight from global (read once per CTA).
+    uint32_t qf[D / 16][4];
+    {
+        const bf16* qa = p.q + (static_cast<long>(ta) * p.n_heads + ha) * D;
+        const bf16* qb = p.q + (static_cast<long>(tb) * p.n_heads + hb) * D;
+        const int c = (lane % 4) * 2;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+            qf[kk][0] = va ? load_u32(qa + kk * 16 + c) : 0u;
+            qf[kk][1] = vb ? load_u32(qb + kk * 16 + c) : 0u;
+            qf[kk][2] = va ? load_u32(qa + kk * 16 + 8 + c) : 0u;
+            qf[kk][3] = vb ? load_u32(qb + kk * 16 + 8 + c) : 0u;
+        }
+    }
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+
+    auto chunk_range = [&](int i, int& k0, int& k1, uint32_t& mask) {
+        if (!sparse) {
+            k0 = (item_lo + i) * KN;
+            k1 = min(k0 + KN, p.n_kv);
+            mask = 0xffffffffu;
+        } else {
+            int u = item_lo + i / cpb, sub = i % cpb;
+            int b = u_blk[u];
+            k0 = b * p.block + sub * KN;
+            k1 = min(min(b * p.block + p.block, p.n_kv), k0 + KN);
+            mask = u_mask[u];
+        }
+    };
+
+    if (n_chunks > 0) {
+        int k0, k1;
+        uint32_t mask;
+        chunk_range(0, k0, k1, mask);
+        load_tile_async<D, NT>(ks, kbase + min(k0, p.n_kv - 1) * kv_stride, kv_stride, KN, k1 - k0);
+        cp_async_commit();
+    }
+    const int n_tok_cta = tok_hi - tok_lo + 1;
+    const uint32_t full_mask = (!sparse || n_tok_cta >= 32) ? 0xffffffffu : ((1u << n_tok_cta) - 1u);
+
+    for (int i = 0; i < n_chunks; ++i) {
+        int k0, k1;
+        uint32_t mask;
+        chunk_range(i, k0, k1, mask);
+        cp_async_wait<0>();
+        __syncthreads();
+        load_tile_async<D, NT>(vs, vbase + min(k0, p.n_kv - 1) * kv_stride, kv_stride, KN, k1 - k0);
+        cp_async_commit();
+
+        float s[KN / 8][4];
+#pragma unroll
+        for (int j = 0; j < KN / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+            for (int np = 0; np < KN / 16; ++np) {
+                uint32_t b[4];
+                int key = np * 16 + (lane & 7) + ((lane >> 4) << 3);
+                int col = kk * 16 + ((lane >> 3) & 1) * 8;
+                ldmatrix_x4(b, smem_addr(ks + swz<D>(key, col)));
+                mma_16816(s[2 * np], qf[kk], b[0], b[1]);
+                mma_16816(s[2 * np + 1], qf[kk], b[2], b[3]);
+            }
+        }
+
+        // Masks: chunk tail, token-level causal, selection membership.
+        const bool need_mask = (k0 + KN > k1) || (k1 - 1 > pos_lo) || ((mask & full_mask) != full_mask);
+        // Dense CTAs may span 64 tokens: membership bits exist only in sparse mode
+        // (<= 32 tokens), and a shift by >= 32 would read as "not selected".
+        const bool in_a = !sparse || ((mask >> bit_a) & 1u), in_b = !sparse || ((mask >> bit_b) & 1u);
+        float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < KN / 8; ++j) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                float x = s[j][e] * p.scale_log2;
+                if (need_mask) {
+                    int key = k0 + j * 8 + (lane % 4) * 2 + (e & 1);
+                    bool ok = key < k1 && (e < 2 ? (in_a && key <= pa) : (in_b && key <= pb));
+                    x = ok ? x : -INFINITY;
+                }
+                s[j][e] = x;
+            }
+            mx_a = fmaxf(mx_a, fmaxf(s[j][0], s[j][1]));
+            mx_b = fmaxf(mx_b, fmaxf(s[j][2], s[j][3]));
+        }
+        mx_a = quad_max(mx_a);
+        mx_b = quad_max(mx_b);
+        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+        // A row with nothing visible yet keeps m = -inf; use 0 as the reference so
+        // exp2(-inf - ref) = 0 instead of NaN.
+        const float ref_a = mn_a == -INFINITY ? 0.f : mn_a, ref_b = mn_b == -INFINITY ? 0.f : mn_b;
+        const float c_a = exp2f(m_a - ref_a), c_b = exp2f(m_b - ref_b);
+        m_a = mn_a;
+        m_b = mn_b;
+        float sum_a = 0.f, sum_b = 0.f;
+#pragma unroll
+        for (int j = 0; j < KN / 8; ++j) {
+            s[j][0] = exp2f(s[j][0] - ref_a);
+            s[j][1] = exp2f(s[j][1] - ref_a);
+            s[j][2] = exp2f(s[j][2] - ref_b);
+            s[j][3] = exp2f(s[j][3] - ref_b);
+            sum_a += s[j][0] + s[j][1];
+            sum_b += s[j][2] + s[j][3];
+        }
+        l_a = l_a * c_a + sum_a;
+        l_b = l_b * c_b + sum_b;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) {
+            o[j][0] *= c_a;
+            o[j][1] *= c_a;
+            o[j][2] *= c_b;
+            o[j][3] *= c_b;
+        }
+
+        cp_async_wait<0>();
+        __syncthreads();
+        if (i + 1 < n_chunks) {
+            int n0, n1;
+            uint32_t nm;
+            chunk_range(i + 1, n0, n1, nm);
+            load_tile_async<D, NT>(ks, kbase + min(n0, p.n_kv - 1) * kv_stride, kv_stride, KN, n1 - n0);
+            cp_async_commit();
+        }
+
+#pragma unroll
+        for (int kk = 0; kk < KN / 16; ++kk) {
+            uint32_t a[4];
+            a[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+            a[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            a[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            a[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < D / 16; ++dp) {
+                uint32_t b[4];
+                int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                int col = dp * 16 + (lane >> 4) * 8;
+                ldmatrix_x4_trans(b, smem_addr(vs + swz<D>(key, col)));
+                mma_16816(o[2 * dp], a, b[0], b[1]);
+                mma_16816(o[2 * dp + 1], a, b[2], b[3]);
+            }
+        }
+    }
+
+    // ---- epilogue ------------------------------------------------------------
+    l_a = quad_sum(l_a);
+    l_b = quad_sum(l_b);
+    const int c = (lane % 4) * 2;
+    if (p.n_splits == 1) {
+        const float ia = l_a > 0.f ? 1.f / l_a : 0.f, ib = l_b > 0.f ? 1.f / l_b : 0.f;
+        bf16* oa = p.out + (static_cast<long>(ta) * p.n_heads + ha) * D;
+        bf16* ob = p.out + (static_cast<long>(tb) * p.n_heads + hb) * D;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) {
+            if (va) *reinterpret_cast<uint32_t*>(oa + j * 8 + c) = pack_bf16(o[j][0] * ia, o[j][1] * ia);
+            if (vb) *reinterpret_cast<uint32_t*>(ob + j * 8 + c) = pack_bf16(o[j][2] * ib, o[j][3] * ib);
+        }
+    } else {
+        const long nrows = static_cast<long>(p.n_q) * p.n_heads;
+        const long ga = static_cast<long>(ta) * p.n_heads + ha, gb = static_cast<long>(tb) * p.n_heads + hb;
+        float* po = p.part_o + blockIdx.z * nrows * D;
+        float* pml = p.part_ml + blockIdx.z * nrows * 2;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) {
+            if (va) *reinterpret_cast<float2*>(po + ga * D + j * 8 + c) = make_float2(o[j][0], o[j][1]);
+            if (vb) *reinterpret_cast<float2*>(po + gb * D + j * 8 + c) = make_float2(o[j][2], o[j][3]);
+        }
+        if (lane % 4 == 0) {
+            if (va) *reinterpret_cast<float2*>(pml + ga * 2) = make_float2(m_a, l_a);
+            if (vb) *reinterpret_cast<float2*>(pml + gb * 2) = make_float2(m_b, l_b);
+        }
+    }
+}
+
+// Merges split-K partials: one thread per (row, channel).
+template <int D>
+__global__ void attn_combine_kernel(const float* part_o, const float* part_ml, bf16* out, long nrows, int n_splits) {
+    long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+    if (i >= nrows * D) return;
+    long row = i / D;
+    int d = static_cast<int>(i % D);
+    float M = -INFINITY;
+    for (int s = 0; s < n_splits; ++s) M = fmaxf(M, part_ml[(s * nrows + row) * 2]);
+    float L = 0.f, acc = 0.f;
+    if (M != -INFINITY) {
+        for (int s = 0; s < n_splits; ++s) {
+            float m = part_ml[(s * nrows + row) * 2], l = part_ml[(s * nrows + row) * 2 + 1];
+            if (m == -INFINITY) continue;
+            float w = exp2f(m - M);
+            L += l * w;
+            acc += part_o[(s * nrows + row) * D + d] * w;
+        }
+    }
+    out[i] = __float2bfloat16(L > 0.f ? acc / L : 0.f);
+}
+
+}  // namespace msa::kern
+
+// ---- launch template (host) ---------------------------------------------------
+#include <cuda_runtime.h>
+
+#include "kernels/cuda_check.h"
+
+namespace msa::kern {
+
+// Launches attn_fwd_kernel<D, WARPS, KN> over (row tiles, groups, splits) and,
+// with splits, the combine. part buffers must hold n_splits * n_q * Hq * (D + 2) floats.
+template <int D, int WARPS, int KN>
+void launch_attention_tile(AttnParams p, cudaStream_t stream) {
+    constexpr int ROWS = 16 * WARPS;
+    size_t smem = AttnSmem<D, WARPS, KN>::bytes(p.max_union);
+    auto kernel = attn_fwd_kernel<D, WARPS, KN>;
+    MSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    long rows = static_cast<long>(p.n_q) * p.group;
+    dim3 grid(static_cast<unsigned>((rows + ROWS - 1) / ROWS), p.n_kv_heads, p.n_splits);
+    kernel<<<grid, WARPS * 32, smem, stream>>>(p);
+    MSA_CUDA_CHECK(cudaGetLastError());
+    if (p.n_splits > 1) {
+        long nrows = static_cast<long>(p.n_q) * p.n_heads;
+        long total = nrows * D;
+        attn_combine_kernel<D><<<static_cast<unsigned>((total + 255) / 256), 256, 0, stream>>>(
+            p.part_o, p.part_ml, p.out, nrows, p.n_splits);
+        MSA_CUDA_CHECK(cudaGetLastError());
+    }
+}
+
+// Tokens one CTA of `rows` rows can touch when each token owns r rows (the
+// union list is merged by one warp, one lane per token: at most 32).
+inline int tokens_per_tile(int rows, int r) { return rows / r + 2; }
+
+}  // namespace msa::kern
