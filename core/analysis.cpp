@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/backend.h"
 #include "core/errors.h"
 #include "core/flops.h"
 
@@ -38,13 +39,19 @@ void validate(const Model& model, const std::vector<int>& tokens, const Analysis
 
 // One layer's diagnostics on the dense forward's own Q/K/V: what MSA would
 // select there, how much dense mass that keeps, and how far its output is.
+// The selection and the MSA output come from the backend; the dense block mass
+// and recall are CPU functions of the same Q/K/V.
 LayerResult diagnose_layer(int layer, const QKV& qkv, const IndexInputs& index, const float* dense_out,
-                           const AnalysisOptions& options, CaptureLevel capture, LayerCapture* captured) {
+                           const AnalysisOptions& options, const ComputeBackend& backend, CaptureLevel capture,
+                           LayerCapture* captured) {
     const AttentionShape& s = qkv.shape;
     const size_t out_size = static_cast<size_t>(s.n_tokens) * s.n_heads * s.head_dim;
     std::vector<float> msa_out(out_size);
-    MsaLayerOutput msa_layer =
-        msa_attention(qkv, index, options.config, msa_out.data(), options.threads, capture == CaptureLevel::full);
+    MsaLayerOutput msa_layer;
+    msa_layer.selection = backend.select_blocks(index, options.config,
+                                                capture == CaptureLevel::full ? &msa_layer.scores : nullptr,
+                                                options.threads);
+    backend.sparse_attention(qkv, msa_layer.selection, options.config.block, msa_out.data(), options.threads);
     BlockMass mass = dense_block_mass(qkv, options.config.block, options.threads);
     std::vector<float> recall = attention_recall(mass, msa_layer.selection, s.group_size());
 
@@ -113,12 +120,10 @@ double needle_hit_rate(const std::vector<LayerCapture>& captures, const std::vec
     return total ? static_cast<double>(hits) / total : NAN;
 }
 
-RunResult analyze(const Model& model, const std::vector<int>& tokens, const std::string& text,
-                  const AnalysisOptions& options) {
-    validate(model, tokens, options);
+RunResult make_run_identity(const Model& model, const std::vector<int>& tokens, const std::string& text,
+                            const AnalysisOptions& options) {
     const ModelConfig& mc = model.config;
     const MsaConfig& config = options.config;
-
     RunResult result;
     result.model_path = model.path;
     result.model_hash = model.file_hash;
@@ -128,8 +133,9 @@ RunResult analyze(const Model& model, const std::vector<int>& tokens, const std:
     result.text = text;
     result.tokens = tokens;
     result.config = config;
-    result.backend = "cpu";
-    result.device = "cpu";
+    const ComputeBackend& backend = options.backend ? *options.backend : cpu_backend();
+    result.backend = backend.name();
+    result.device = backend.device();
     result.threads = options.threads;
     result.started_unix_ms = unix_ms();
     if (!budget_has_free_slot(config)) {
@@ -141,6 +147,20 @@ RunResult analyze(const Model& model, const std::vector<int>& tokens, const std:
         result.warnings.push_back(std::to_string(tokens.size()) + " tokens exceed the model's trained context of " +
                                   std::to_string(mc.context_length) + ": perplexity past it says little");
     }
+
+    return result;
+}
+
+RunResult analyze(const Model& model, const std::vector<int>& tokens, const std::string& text,
+                  const AnalysisOptions& options) {
+    validate(model, tokens, options);
+    const ModelConfig& mc = model.config;
+    const MsaConfig& config = options.config;
+
+    RunResult result = make_run_identity(model, tokens, text, options);
+    const ComputeBackend& backend = options.backend ? *options.backend : cpu_backend();
+    backend.take_kernel_records();  // drop launches made before this run
+    backend.take_warnings();
 
     std::set<int> analysed;
     if (options.layers.empty())
@@ -175,7 +195,7 @@ RunResult analyze(const Model& model, const std::vector<int>& tokens, const std:
     dense_options.threads = options.threads;
     dense_options.progress = stage_progress(2.0);
     dense_options.attention = [&](int layer, const QKV& qkv, const IndexInputs* index, float* out) {
-        dense_attention(qkv, out, options.threads);
+        backend.dense_attention(qkv, out, options.threads);
         if (!analysed.count(layer)) return;
         IndexInputs free_index;
         if (config.index == IndexKind::free || !index) {
@@ -185,11 +205,11 @@ RunResult analyze(const Model& model, const std::vector<int>& tokens, const std:
         CaptureLevel level = options.capture;
         if (level == CaptureLevel::full && !full_capture.count(layer)) level = CaptureLevel::selections;
         LayerCapture capture;
-        result.layers.push_back(diagnose_layer(layer, qkv, *index, out, options, level, &capture));
+        result.layers.push_back(diagnose_layer(layer, qkv, *index, out, options, backend, level, &capture));
         if (level != CaptureLevel::none) result.captures.push_back(std::move(capture));
     };
     double t0 = now_ms();
-    ForwardResult dense = forward(model, tokens, dense_options);
+    ForwardResult dense = backend.forward(model, tokens, dense_options);
     result.timings.push_back({"dense forward + diagnostics", now_ms() - t0});
     if (dense.cancelled) throw std::runtime_error("cancelled");
     result.perplexity_dense = dense.perplexity();
@@ -206,10 +226,11 @@ RunResult analyze(const Model& model, const std::vector<int>& tokens, const std:
                 free_index = free_index_inputs(qkv);
                 index = &free_index;
             }
-            msa_attention(qkv, *index, msa_config, out, options.threads, false);
+            Selection selection = backend.select_blocks(*index, msa_config, nullptr, options.threads);
+            backend.sparse_attention(qkv, selection, msa_config.block, out, options.threads);
         };
         double start = now_ms();
-        ForwardResult r = forward(model, tokens, o);
+        ForwardResult r = backend.forward(model, tokens, o);
         result.timings.push_back({stage_name, now_ms() - start});
         if (r.cancelled) throw std::runtime_error("cancelled");
         progress_done += 1.0;
@@ -239,6 +260,8 @@ RunResult analyze(const Model& model, const std::vector<int>& tokens, const std:
             result.warnings.push_back("needle hit rate needs captured selections (capture level none)");
         result.needle_hit_rate = needle_hit_rate(result.captures, options.needles, config.block);
     }
+    result.kernels = backend.take_kernel_records();
+    for (std::string& w : backend.take_warnings()) result.warnings.push_back(std::move(w));
     result.finished_unix_ms = unix_ms();
     return result;
 }

@@ -13,6 +13,8 @@
 
 namespace msa {
 
+class ComputeBackend;  // core/backend.h
+
 enum class CaptureLevel {
     none,        // metrics only
     selections,  // + per-layer selections
@@ -32,10 +34,20 @@ struct AnalysisOptions {
     // hit rate = fraction of (layer, group, needle) triples whose fact block is
     // selected at the needle's question token.
     std::vector<Needle> needles;
+    // Where the forwards and the attention ops run; null = cpu_backend().
+    // Recall, dense block mass and output error are always computed on the CPU
+    // from the Q/K/V the backend's forward produced.
+    const ComputeBackend* backend = nullptr;
 };
 
 // Hit rate of needles over captured selections (NaN when there is nothing to count).
 double needle_hit_rate(const std::vector<LayerCapture>& captures, const std::vector<Needle>& needles, int block);
+
+// The identity part of a run (model, text, tokens, config, backend, start
+// time, budget warnings) as analyze() records it, so a session can mark the
+// run as begun before the long work starts.
+RunResult make_run_identity(const Model& model, const std::vector<int>& tokens, const std::string& text,
+                            const AnalysisOptions& options);
 
 // Throws InputError for impossible settings (k < 1, block < 1, layer out of range...).
 RunResult analyze(const Model& model, const std::vector<int>& tokens, const std::string& text,

@@ -48,7 +48,7 @@ int run_run(const RunArgs& a) {
         if (options.capture == CaptureLevel::selections) options.capture = CaptureLevel::full;
     }
     if (a.msa.backend != "cpu") check_backend(a.msa.backend);
-    if (!a.session.empty()) check_session_path(a.session);
+    SessionRecorder session(a.session);
 
     LoadedInput in = load_input(a.input, std::cerr);
     options.needles = in.needles;
@@ -64,14 +64,14 @@ int run_run(const RunArgs& a) {
         std::cerr << "warning: k = " << config.k << " with sink = " << config.sink
                   << " leaves no free slot: only the forced blocks are kept\n";
 
+    session.begin(make_run_identity(in.model, in.tokens, in.text, options), "run");
     Progress progress("run");
     options.progress = progress.callback();
     RunResult result = analyze(in.model, in.tokens, in.text, options);
     progress.finish();
     result.timings.insert(result.timings.begin(), {"load model", in.load_ms});
 
-    SessionWritten saved;
-    if (!a.session.empty()) saved = save_run(a.session, result, "run");
+    session.complete(result);
 
     if (a.json) {
         nlohmann::json layers = nlohmann::json::array();
@@ -101,12 +101,12 @@ int run_run(const RunArgs& a) {
                     {"flops_ratio", number_or_null(result.flops_ratio())},
                     {"timings_ms", timings},
                     {"warnings", result.warnings},
-                    {"session", saved.path.empty() ? nlohmann::json(nullptr) : nlohmann::json(saved.path)},
-                    {"run_id", saved.run_id < 0 ? nlohmann::json(nullptr) : nlohmann::json(saved.run_id)}});
+                    {"session", session.json_path()},
+                    {"run_id", session.json_run_id()}});
         return 0;
     }
     print_run_report(result, std::cout);
-    if (!saved.path.empty()) std::cout << "\nsaved to " << saved.path << " as run " << saved.run_id << "\n";
+    if (session.enabled()) std::cout << "\nsaved to " << session.path() << " as run " << session.run_id() << "\n";
     return 0;
 }
 

@@ -79,14 +79,40 @@ void check_backend(const std::string& backend) {
     throw InputError("--backend must be cpu or cuda (got '" + backend + "')");
 }
 
-void check_session_path(const std::string& path) {
-    std::FILE* f = std::fopen(path.c_str(), "ab");
-    if (!f) throw InputError("cannot write session file " + path);
-    std::fclose(f);
+void check_session_path(const std::string& path) { sessions::Writer probe(path); }
+
+SessionRecorder::SessionRecorder(const std::string& path) : path_(path) {
+    if (!path.empty()) writer_ = std::make_unique<sessions::Writer>(path);
 }
 
-SessionWritten save_run(const std::string& path, const RunResult&, const std::string&) {
-    throw InputError("cannot save to " + path + ": sessions are not in this build yet");
+SessionRecorder::~SessionRecorder() = default;
+
+void SessionRecorder::begin(const RunResult& identity, const std::string& kind) {
+    if (writer_) run_id_ = writer_->begin_run(identity, kind);
+}
+
+void SessionRecorder::complete(const RunResult& r) {
+    if (!writer_) return;
+    const int64_t id = run_id_;
+    writer_->write_layers(id, r.layers);
+    for (const LayerCapture& c : r.captures) writer_->write_capture(id, c);
+    if (!r.kernels.empty()) writer_->write_kernels(id, r.kernels);
+    writer_->write_timings(id, r.timings);
+    writer_->write_summary(id, r);
+    writer_->finish_run(id);
+}
+
+void SessionRecorder::complete_rows(const RunResult& summary, const nlohmann::json& rows) {
+    if (!writer_) return;
+    writer_->write_sweep_rows(run_id_, rows);
+    writer_->write_timings(run_id_, summary.timings);
+    writer_->write_summary(run_id_, summary);
+    writer_->finish_run(run_id_);
+}
+
+nlohmann::json SessionRecorder::json_path() const { return writer_ ? nlohmann::json(path_) : nlohmann::json(nullptr); }
+nlohmann::json SessionRecorder::json_run_id() const {
+    return writer_ && run_id_ >= 0 ? nlohmann::json(run_id_) : nlohmann::json(nullptr);
 }
 
 void print_run_report(const RunResult& r, std::ostream& os) {

@@ -3,6 +3,8 @@
 // needle): model + text/needle input, MSA flags, saving to a session, the
 // per-layer report.
 #include <CLI/CLI.hpp>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -10,6 +12,7 @@
 #include "core/model.h"
 #include "core/msa.h"
 #include "core/run_result.h"
+#include "sessions/session.h"
 
 namespace msa::cli {
 
@@ -48,14 +51,30 @@ LoadedInput load_input(const InputArgs& a, std::ostream& log);
 
 // InputError unless the backend is usable for whole-model runs in this build.
 void check_backend(const std::string& backend);
-// InputError when the session file cannot be written (checked before minutes of work).
+// --session FILE: opened before minutes of work (a bad file fails fast), the
+// run marked begun (incomplete) before the forward starts, its stages written
+// when it ends. An empty path records nothing.
+// InputError when FILE cannot be a session (not SQLite, newer schema, unwritable).
 void check_session_path(const std::string& path);
 
-struct SessionWritten {
-    std::string path;
-    long long run_id = -1;
+class SessionRecorder {
+public:
+    explicit SessionRecorder(const std::string& path);
+    ~SessionRecorder();
+    void begin(const RunResult& identity, const std::string& kind);
+    void complete(const RunResult& result);                   // stages + finish
+    void complete_rows(const RunResult& summary, const nlohmann::json& rows);  // sweep/needle/bench tables
+    bool enabled() const { return writer_ != nullptr; }
+    const std::string& path() const { return path_; }
+    long long run_id() const { return run_id_; }
+    nlohmann::json json_path() const;   // null when disabled
+    nlohmann::json json_run_id() const;
+
+private:
+    std::string path_;
+    std::unique_ptr<sessions::Writer> writer_;
+    long long run_id_ = -1;
 };
-SessionWritten save_run(const std::string& path, const RunResult& result, const std::string& kind);
 
 void print_run_report(const RunResult& result, std::ostream& os);
 
