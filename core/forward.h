@@ -38,6 +38,8 @@ ForwardResult forward(const Model& model, const std::vector<int>& tokens, const 
 
 // Greedy decoding of up to max_new tokens after the prompt (re-runs the prefix;
 // fine for short answers in the needle study). Uses the same attention hook.
+// Returns the new tokens only; stops before stop_token (which is not included)
+// and on cancellation (the tokens made so far).
 std::vector<int> generate_greedy(const Model& model, const std::vector<int>& prompt, int max_new,
                                  const ForwardOptions& options, int stop_token = -1);
 
