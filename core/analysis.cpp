@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "core/analysis.h"
 
 #include <algorithm>
@@ -13,15 +14,7 @@
 namespace msa {
 namespace {
 
-double now_ms() {
-    using namespace std::chrono;
-    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
-}
 
-int64_t unix_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 void validate(const Model& model, const std::vector<int>& tokens, const AnalysisOptions& options) {
     const auto& c = options.config;

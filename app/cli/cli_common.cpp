@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "app/cli/cli_common.h"
 
 #include <unistd.h>
@@ -15,10 +16,6 @@
 
 namespace msa::cli {
 namespace {
-double now_ms() {
-    using namespace std::chrono;
-    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
-}
 }  // namespace
 
 std::string resolve_model_path(const std::string& flag_value) {

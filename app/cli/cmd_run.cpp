@@ -11,6 +11,9 @@
 #include "core/model.h"
 #include "core/parallel.h"
 #include "core/tokenizer.h"
+#ifdef MSASCOPE_HAVE_CUDA
+#include "kernels/cuda_backend.h"
+#endif
 
 namespace msa::cli {
 namespace {
@@ -47,7 +50,10 @@ int run_run(const RunArgs& a) {
         options.capture_layers = parse_int_list(a.capture_layers);
         if (options.capture == CaptureLevel::selections) options.capture = CaptureLevel::full;
     }
-    if (a.msa.backend != "cpu") check_backend(a.msa.backend);
+    check_backend(a.msa.backend);  // InputError (exit 2) unless usable here
+#ifdef MSASCOPE_HAVE_CUDA
+    if (a.msa.backend == "cuda") options.backend = &cuda::cuda_backend();
+#endif
     SessionRecorder session(a.session);
 
     LoadedInput in = load_input(a.input, std::cerr);

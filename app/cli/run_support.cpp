@@ -7,7 +7,11 @@
 
 #include "app/cli/cli_common.h"
 #include "core/errors.h"
+#include "core/needle.h"
 #include "core/tokenizer.h"
+#ifdef MSASCOPE_HAVE_CUDA
+#include "kernels/cuda_attention.h"
+#endif
 
 namespace msa::cli {
 
@@ -47,6 +51,9 @@ LoadedInput load_input(const InputArgs& a, std::ostream& log) {
     if (a.text.empty() && a.needles <= 0) throw InputError("give --text FILE or --needles N");
     if (a.tokens < 0) throw InputError("--tokens must be positive");
     if (a.needles < 0) throw InputError("--needles must be positive");
+    if (a.needles > max_needles())
+        throw InputError("--needles must be between 1 and " + std::to_string(max_needles()) + " (got " +
+                         std::to_string(a.needles) + ")");
     LoadedInput in;
     std::string text = a.text.empty() ? std::string() : read_text_file(a.text);  // fail fast, before the model load
     const std::string path = resolve_model_path(a.model);
@@ -55,7 +62,19 @@ LoadedInput load_input(const InputArgs& a, std::ostream& log) {
     in.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     Tokenizer tokenizer(in.model.vocab);
     if (a.needles > 0) {
-        throw InputError("--needles is not available in this build yet");
+        NeedleDocumentOptions o;
+        o.target_tokens = a.tokens > 0 ? a.tokens : 8192;
+        o.n_needles = a.needles;
+        o.seed = a.seed;
+        o.add_bos = in.model.vocab.add_bos;
+        // Kept whole (never truncated): the answers and spans must stay exact.
+        in.document = make_needle_document(tokenizer, o);
+        in.text = in.document.text;
+        in.tokens = in.document.tokens;
+        in.needles = in.document.needles;
+        log << "generated a " << in.tokens.size() << "-token document with " << in.needles.size()
+            << " planted facts (seed " << a.seed << ")\n";
+        return in;
     }
     in.text = std::move(text);
     in.tokens = tokenizer.encode(in.text, in.model.vocab.add_bos);
@@ -65,17 +84,30 @@ LoadedInput load_input(const InputArgs& a, std::ostream& log) {
         else
             in.tokens.resize(a.tokens);
     }
+    if (in.tokens.size() < 2) throw InputError("the text has fewer than 2 tokens");
     for (int id : in.tokens)
         if (id < 0 || id >= in.model.config.vocab)
             throw InputError("token id " + std::to_string(id) + " is outside the model's vocabulary");
     return in;
 }
 
+void warn_past_context(const Model& model, size_t n_tokens, std::ostream& log) {
+    if (model.config.context_length > 0 && static_cast<int>(n_tokens) > model.config.context_length)
+        log << "warning: " << n_tokens << " tokens exceed the model's trained context of "
+            << model.config.context_length << "\n";
+}
+
 void check_backend(const std::string& backend) {
     if (backend == "cpu") return;
-    if (backend == "cuda")
-        throw InputError("--backend cuda: whole-model GPU runs are not in this build yet; "
-                         "GPU kernels are measured by `msascope-cli bench`");
+    if (backend == "cuda") {
+#ifdef MSASCOPE_HAVE_CUDA
+        std::string why;
+        if (!cuda::cuda_available(&why)) throw InputError("--backend cuda: no CUDA device: " + why);
+        return;
+#else
+        throw InputError("--backend cuda: this build has no CUDA support");
+#endif
+    }
     throw InputError("--backend must be cpu or cuda (got '" + backend + "')");
 }
 
@@ -143,8 +175,10 @@ void print_run_report(const RunResult& r, std::ostream& os) {
     os << "   random-selection control " << fixed(r.perplexity_random, 3) << "\n";
     if (std::isfinite(r.needle_hit_rate)) os << "needle block hit rate " << fixed(r.needle_hit_rate, 3) << "\n";
     os << "attention FLOPs  dense " << human_count(r.dense_attention_flops) << ", MSA "
-       << human_count(r.msa_attention_flops) << " (ratio " << fixed(r.flops_ratio(), 2)
-       << "x; below ~8K tokens the index pass and the 2,048-token budget cost more than they save)\n";
+       << human_count(r.msa_attention_flops) << " (ratio " << fixed(r.flops_ratio(), 2) << "x)";
+    if (r.flops_ratio() < 1)
+        os << ": at this length the index pass and the k*B-token budget cost more than they save";
+    os << "\n";
     os << "time   ";
     for (const auto& t : r.timings) os << " " << t.name << " " << fixed(t.ms / 1000, 1) << " s;";
     os << "\n";

@@ -11,6 +11,7 @@
 
 #include "core/model.h"
 #include "core/msa.h"
+#include "core/needle.h"
 #include "core/run_result.h"
 #include "sessions/session.h"
 
@@ -43,11 +44,14 @@ struct LoadedInput {
     std::string text;
     std::vector<int> tokens;
     std::vector<Needle> needles;
+    NeedleDocument document;  // the generated document (facts, spans) with --needles; empty otherwise
     double load_ms = 0;
 };
 // Loads the model and the text (or generates the multi-needle document),
 // tokenizes and truncates to --tokens; notes go to `log`.
 LoadedInput load_input(const InputArgs& a, std::ostream& log);
+
+void warn_past_context(const Model& model, size_t n_tokens, std::ostream& log);
 
 // InputError unless the backend is usable for whole-model runs in this build.
 void check_backend(const std::string& backend);
