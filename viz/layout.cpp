@@ -1,0 +1,52 @@
+#include "viz/layout.h"
+
+#include <algorithm>
+
+namespace msa::viz {
+
+const char* to_string(Page p) {
+    switch (p) {
+        case Page::selection: return "selection";
+        case Page::profile: return "profile";
+        case Page::compare: return "compare";
+    }
+    return "selection";
+}
+
+bool parse_page(const std::string& name, Page& out) {
+    if (name == "selection" || name == "heatmap" || name == "inspector" || name == "overview" || name == "model" ||
+        name == "controls" || name == "sessions" || name.empty()) {
+        out = Page::selection;
+        return true;
+    }
+    if (name == "profile") { out = Page::profile; return true; }
+    if (name == "compare") { out = Page::compare; return true; }
+    return false;
+}
+
+AppLayout compute_layout(float width, float height, Page page, float menu_height) {
+    AppLayout l;
+    const float gap = 4.f;
+    l.menu = {0, 0, width, menu_height};
+    float top = menu_height + gap, avail_h = std::max(100.f, height - top - gap);
+    // Left column: a fixed-ish width that shrinks on small windows.
+    float left_w = std::clamp(width * 0.22f, 260.f, 360.f);
+    float model_h = std::min(300.f, avail_h * 0.32f);
+    float controls_h = std::min(330.f, avail_h * 0.36f);
+    l.model = {gap, top, left_w, model_h};
+    l.controls = {gap, l.model.bottom() + gap, left_w, controls_h};
+    l.sessions = {gap, l.controls.bottom() + gap, left_w, std::max(60.f, height - gap - (l.controls.bottom() + gap))};
+    float cx = l.model.right() + gap, cw = std::max(100.f, width - cx - gap);
+    l.content = {cx, top, cw, avail_h};
+    if (page == Page::selection) {
+        float heat_h = avail_h * 0.60f;
+        l.heatmaps = {cx, top, cw, heat_h};
+        float bottom_y = l.heatmaps.bottom() + gap, bottom_h = std::max(60.f, height - gap - bottom_y);
+        float inspector_w = cw * 0.55f;
+        l.inspector = {cx, bottom_y, inspector_w, bottom_h};
+        l.overview = {l.inspector.right() + gap, bottom_y, cw - inspector_w - gap, bottom_h};
+    }
+    return l;
+}
+
+}  // namespace msa::viz

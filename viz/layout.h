@@ -1,0 +1,35 @@
+#pragma once
+// The app's fixed, docked-looking layout: Debian's ImGui 1.86 has no docking,
+// so panel rectangles are computed here from the framebuffer size and the page
+// shown, and the GUI places its windows there every frame.
+#include <string>
+
+namespace msa::viz {
+
+struct Rect {
+    float x = 0, y = 0, w = 0, h = 0;
+    float right() const { return x + w; }
+    float bottom() const { return y + h; }
+    bool contains(float px, float py) const { return px >= x && py >= y && px < x + w && py < y + h; }
+};
+
+enum class Page { selection, profile, compare };
+const char* to_string(Page p);
+bool parse_page(const std::string& name, Page& out);  // also accepts the names of the panels on a page
+
+struct AppLayout {
+    Rect menu;        // top strip: page tabs, export
+    Rect model;       // left column
+    Rect controls;
+    Rect sessions;
+    // selection page
+    Rect heatmaps;
+    Rect inspector;
+    Rect overview;
+    // profile / compare pages use the whole content area
+    Rect content;
+};
+
+AppLayout compute_layout(float width, float height, Page page, float menu_height = 26.f);
+
+}  // namespace msa::viz

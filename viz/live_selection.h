@@ -1,0 +1,38 @@
+#pragma once
+// Re-selection of a captured layer at another budget: what the GUI's k / sink
+// controls run on every change. It reuses the cached block scores and the dense
+// block mass, so it costs one top-k pass and one recall pass (no attention).
+// Changing the scorer or the block size needs the layer's Q/K/V instead
+// (repool()), which is only possible when the capture kept them.
+#include <string>
+#include <vector>
+
+#include "core/msa.h"
+#include "core/run_result.h"
+
+namespace msa::viz {
+
+struct LayerSelectionStats {
+    Selection selection;
+    std::vector<float> recall;           // [N, Hq]
+    double recall_mean = 0, recall_p5 = 0, recall_p50 = 0;
+    std::vector<double> group_recall_mean;  // [G]
+    std::vector<double> head_recall_mean;   // [Hq]
+    double elapsed_ms = 0;               // wall time of the re-selection
+};
+
+// Summary statistics of a [N, Hq] recall array.
+void summarize_recall(const std::vector<float>& recall, int n_heads, int group_size, LayerSelectionStats& stats);
+
+// k / sink changed: top-k from capture.scores, recall from capture.mass.
+// Requires both in the capture; throws std::invalid_argument otherwise.
+LayerSelectionStats reselect(const LayerCapture& capture, int k, int sink, int block);
+
+// Whether a capture can be re-pooled (scorer / block size change).
+bool can_repool(const LayerCapture& capture);
+
+// Scorer / block changed: rebuilds the capture's scores, mass, selection and
+// recall from its Q/K/V (training-free index). Long for big N: run it off the UI thread.
+LayerCapture repool(const LayerCapture& capture, const MsaConfig& config, int threads);
+
+}  // namespace msa::viz
