@@ -21,6 +21,19 @@ namespace msa {
 
 namespace {
 
+void check_matrix(const Matrix& m, int rows, int cols, const std::string& name) {
+    if (m.rows != rows || m.cols != cols || m.data.size() != static_cast<size_t>(rows) * cols)
+        throw InputError("model tensor " + name + " is " + std::to_string(m.rows) + "x" + std::to_string(m.cols) +
+                         ", expected " + std::to_string(rows) + "x" + std::to_string(cols));
+}
+
+void check_vector(const std::vector<float>& v, size_t n, const std::string& name) {
+    if (v.size() != n)
+        throw InputError("model tensor " + name + " has " + std::to_string(v.size()) + " values, expected " +
+                         std::to_string(n));
+}
+
+
 // ---------------------------------------------------------------------------
 // exp for SiLU and the LM head's softmax. Both run it on every element of a
 // large matrix (N x 1536 per layer, N x 49152 for the vocabulary): at 2K
@@ -102,55 +115,6 @@ inline void apply_rope(float* v, const RopeTable& table, int pos) {
     }
 }
 
-// ---------------------------------------------------------------------------
-void check_matrix(const Matrix& m, int rows, int cols, const std::string& name) {
-    if (m.rows != rows || m.cols != cols || m.data.size() != static_cast<size_t>(rows) * cols)
-        throw InputError("model tensor " + name + " is " + std::to_string(m.rows) + "x" + std::to_string(m.cols) +
-                         ", expected " + std::to_string(rows) + "x" + std::to_string(cols));
-}
-
-void check_vector(const std::vector<float>& v, size_t n, const std::string& name) {
-    if (v.size() != n)
-        throw InputError("model tensor " + name + " has " + std::to_string(v.size()) + " values, expected " +
-                         std::to_string(n));
-}
-
-void validate(const Model& model, const std::vector<int>& tokens) {
-    const ModelConfig& c = model.config;
-    if (c.n_layers <= 0 || c.hidden <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 || c.ffn <= 0 ||
-        c.n_heads % c.n_kv_heads != 0 || c.head_dim % 2 != 0)
-        throw InputError("model config is not a usable transformer shape");
-    if (static_cast<int>(model.layers.size()) != c.n_layers)
-        throw InputError("model has " + std::to_string(model.layers.size()) + " layers, config says " +
-                         std::to_string(c.n_layers));
-    const int vocab = model.token_embedding.rows;
-    check_matrix(model.token_embedding, vocab, c.hidden, "token_embd");
-    check_matrix(model.lm_head(), model.lm_head().rows, c.hidden, "output");
-    check_vector(model.output_norm, c.hidden, "output_norm");
-    const int qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
-    for (int l = 0; l < c.n_layers; ++l) {
-        const LayerWeights& w = model.layers[l];
-        const std::string p = "blk." + std::to_string(l) + ".";
-        check_vector(w.attn_norm, c.hidden, p + "attn_norm");
-        check_vector(w.ffn_norm, c.hidden, p + "ffn_norm");
-        check_matrix(w.wq, qd, c.hidden, p + "attn_q");
-        check_matrix(w.wk, kvd, c.hidden, p + "attn_k");
-        check_matrix(w.wv, kvd, c.hidden, p + "attn_v");
-        check_matrix(w.wo, c.hidden, qd, p + "attn_output");
-        check_matrix(w.w_gate, c.ffn, c.hidden, p + "ffn_gate");
-        check_matrix(w.w_up, c.ffn, c.hidden, p + "ffn_up");
-        check_matrix(w.w_down, c.hidden, c.ffn, p + "ffn_down");
-        if (!w.bq.empty()) check_vector(w.bq, qd, p + "attn_q.bias");
-        if (!w.bk.empty()) check_vector(w.bk, kvd, p + "attn_k.bias");
-        if (!w.bv.empty()) check_vector(w.bv, kvd, p + "attn_v.bias");
-    }
-    if (tokens.empty()) throw InputError("no tokens to run");
-    for (size_t t = 0; t < tokens.size(); ++t)
-        if (tokens[t] < 0 || tokens[t] >= vocab)
-            throw InputError("token id " + std::to_string(tokens[t]) + " at position " + std::to_string(t) +
-                             " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
-}
-
 // Trained index branch: q_idx = RMSNorm(W_q x) per group (G heads of dI),
 // k_idx = RMSNorm(W_k x) (one head shared by the groups), then partial RoPE.
 // Partial RoPE choice: the first dI/2 dims rotate (rotate_half within that
@@ -168,22 +132,7 @@ IndexBranch make_index_branch(const Model& model, int n_tokens) {
     IndexBranch b;
     b.groups = c.n_kv_heads;
     const LayerWeights& w0 = model.layers[0];
-    if (w0.index_wq.rows % b.groups != 0)
-        throw InputError("index query weight has " + std::to_string(w0.index_wq.rows) + " rows, not a multiple of " +
-                         std::to_string(b.groups) + " groups");
-    b.dim = w0.index_wq.rows / b.groups;
-    if (b.dim % 4 != 0) throw InputError("index head dim " + std::to_string(b.dim) + " is not a multiple of 4");
-    for (int l = 0; l < c.n_layers; ++l) {
-        const LayerWeights& w = model.layers[l];
-        const std::string p = "blk." + std::to_string(l) + ".";
-        check_matrix(w.index_wq, b.groups * b.dim, c.hidden, p + "index_q");
-        check_matrix(w.index_wk, b.dim, c.hidden, p + "index_k");
-        if (w.index_q_norm.size() != static_cast<size_t>(b.dim) &&
-            w.index_q_norm.size() != static_cast<size_t>(b.groups * b.dim))
-            throw InputError("model tensor " + p + "index_q_norm has " + std::to_string(w.index_q_norm.size()) +
-                             " values, expected " + std::to_string(b.dim));
-        check_vector(w.index_k_norm, b.dim, p + "index_k_norm");
-    }
+    b.dim = w0.index_wq.rows / b.groups;  // shapes checked by validate_forward_inputs
     b.rope = make_rope_table(c, b.dim / 2, n_tokens);
     return b;
 }
@@ -271,7 +220,7 @@ void fold_tile(RowStats& s, const float* logits, int width, int col0, int target
 
 ForwardResult run_forward(const Model& model, const std::vector<int>& tokens, const ForwardOptions& options,
                           bool last_row_only) {
-    validate(model, tokens);
+    validate_forward_inputs(model, tokens);
     const ModelConfig& c = model.config;
     const int n = static_cast<int>(tokens.size());
     const int D = c.hidden, Hq = c.n_heads, Hkv = c.n_kv_heads, d = c.head_dim, F = c.ffn;
@@ -435,6 +384,63 @@ ForwardResult run_forward(const Model& model, const std::vector<int>& tokens, co
 }
 
 }  // namespace
+
+void validate_forward_inputs(const Model& model, const std::vector<int>& tokens) {
+    const ModelConfig& c = model.config;
+    if (c.n_layers <= 0 || c.hidden <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 || c.ffn <= 0 ||
+        c.n_heads % c.n_kv_heads != 0 || c.head_dim % 2 != 0)
+        throw InputError("model config is not a usable transformer shape");
+    if (static_cast<int>(model.layers.size()) != c.n_layers)
+        throw InputError("model has " + std::to_string(model.layers.size()) + " layers, config says " +
+                         std::to_string(c.n_layers));
+    const int vocab = model.token_embedding.rows;
+    check_matrix(model.token_embedding, vocab, c.hidden, "token_embd");
+    check_matrix(model.lm_head(), model.lm_head().rows, c.hidden, "output");
+    check_vector(model.output_norm, c.hidden, "output_norm");
+    const int qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
+    for (int l = 0; l < c.n_layers; ++l) {
+        const LayerWeights& w = model.layers[l];
+        const std::string p = "blk." + std::to_string(l) + ".";
+        check_vector(w.attn_norm, c.hidden, p + "attn_norm");
+        check_vector(w.ffn_norm, c.hidden, p + "ffn_norm");
+        check_matrix(w.wq, qd, c.hidden, p + "attn_q");
+        check_matrix(w.wk, kvd, c.hidden, p + "attn_k");
+        check_matrix(w.wv, kvd, c.hidden, p + "attn_v");
+        check_matrix(w.wo, c.hidden, qd, p + "attn_output");
+        check_matrix(w.w_gate, c.ffn, c.hidden, p + "ffn_gate");
+        check_matrix(w.w_up, c.ffn, c.hidden, p + "ffn_up");
+        check_matrix(w.w_down, c.hidden, c.ffn, p + "ffn_down");
+        if (!w.bq.empty()) check_vector(w.bq, qd, p + "attn_q.bias");
+        if (!w.bk.empty()) check_vector(w.bk, kvd, p + "attn_k.bias");
+        if (!w.bv.empty()) check_vector(w.bv, kvd, p + "attn_v.bias");
+    }
+    if (model.has_index_weights()) {
+        const int groups = c.n_kv_heads;
+        const int rows = model.layers[0].index_wq.rows;
+        if (rows % groups != 0)
+            throw InputError("index query weight has " + std::to_string(rows) + " rows, not a multiple of " +
+                             std::to_string(groups) + " groups");
+        const int dim = rows / groups;
+        if (dim % 4 != 0) throw InputError("index head dim " + std::to_string(dim) + " is not a multiple of 4");
+        for (int l = 0; l < c.n_layers; ++l) {
+            const LayerWeights& w = model.layers[l];
+            const std::string p = "blk." + std::to_string(l) + ".";
+            check_matrix(w.index_wq, groups * dim, c.hidden, p + "index_q");
+            check_matrix(w.index_wk, dim, c.hidden, p + "index_k");
+            if (w.index_q_norm.size() != static_cast<size_t>(dim) &&
+                w.index_q_norm.size() != static_cast<size_t>(groups * dim))
+                throw InputError("model tensor " + p + "index_q_norm has " + std::to_string(w.index_q_norm.size()) +
+                                 " values, expected " + std::to_string(dim));
+            check_vector(w.index_k_norm, dim, p + "index_k_norm");
+        }
+    }
+    if (tokens.empty()) throw InputError("no tokens to run");
+    for (size_t t = 0; t < tokens.size(); ++t)
+        if (tokens[t] < 0 || tokens[t] >= vocab)
+            throw InputError("token id " + std::to_string(tokens[t]) + " at position " + std::to_string(t) +
+                             " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+}
+
 
 double ForwardResult::perplexity() const {
     if (nll.empty()) return std::numeric_limits<double>::quiet_NaN();

@@ -34,6 +34,11 @@ struct ForwardResult {
     double perplexity() const;  // exp(mean nll); NaN when N < 2
 };
 
+// InputError unless every weight has the shape the config implies and every
+// token id is in the vocabulary: every backend's forward calls it first, so all
+// refuse the same inputs with the same words.
+void validate_forward_inputs(const Model& model, const std::vector<int>& tokens);
+
 ForwardResult forward(const Model& model, const std::vector<int>& tokens, const ForwardOptions& options);
 
 // Greedy decoding of up to max_new tokens after the prompt (re-runs the prefix;

@@ -50,54 +50,6 @@ void cublas_check(cublasStatus_t s, const char* what) {
         throw std::runtime_error(std::string("cuBLAS error ") + cublasGetStatusName(s) + " in " + what);
 }
 
-void check_matrix(const Matrix& m, int rows, int cols, const std::string& name) {
-    if (m.rows != rows || m.cols != cols || m.data.size() != static_cast<size_t>(rows) * cols)
-        throw InputError("model tensor " + name + " is " + std::to_string(m.rows) + "x" + std::to_string(m.cols) +
-                         ", expected " + std::to_string(rows) + "x" + std::to_string(cols));
-}
-void check_vector(const std::vector<float>& v, size_t n, const std::string& name) {
-    if (v.size() != n)
-        throw InputError("model tensor " + name + " has " + std::to_string(v.size()) + " values, expected " +
-                         std::to_string(n));
-}
-
-// The CPU forward's checks (forward.cpp validate), so both backends refuse the same inputs.
-void validate(const Model& model, const std::vector<int>& tokens) {
-    const ModelConfig& c = model.config;
-    if (c.n_layers <= 0 || c.hidden <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 || c.ffn <= 0 ||
-        c.n_heads % c.n_kv_heads != 0 || c.head_dim % 2 != 0)
-        throw InputError("model config is not a usable transformer shape");
-    if (static_cast<int>(model.layers.size()) != c.n_layers)
-        throw InputError("model has " + std::to_string(model.layers.size()) + " layers, config says " +
-                         std::to_string(c.n_layers));
-    const int vocab = model.token_embedding.rows;
-    check_matrix(model.token_embedding, vocab, c.hidden, "token_embd");
-    check_matrix(model.lm_head(), model.lm_head().rows, c.hidden, "output");
-    check_vector(model.output_norm, c.hidden, "output_norm");
-    const int qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
-    for (int l = 0; l < c.n_layers; ++l) {
-        const LayerWeights& w = model.layers[l];
-        const std::string p = "blk." + std::to_string(l) + ".";
-        check_vector(w.attn_norm, c.hidden, p + "attn_norm");
-        check_vector(w.ffn_norm, c.hidden, p + "ffn_norm");
-        check_matrix(w.wq, qd, c.hidden, p + "attn_q");
-        check_matrix(w.wk, kvd, c.hidden, p + "attn_k");
-        check_matrix(w.wv, kvd, c.hidden, p + "attn_v");
-        check_matrix(w.wo, c.hidden, qd, p + "attn_output");
-        check_matrix(w.w_gate, c.ffn, c.hidden, p + "ffn_gate");
-        check_matrix(w.w_up, c.ffn, c.hidden, p + "ffn_up");
-        check_matrix(w.w_down, c.hidden, c.ffn, p + "ffn_down");
-        if (!w.bq.empty()) check_vector(w.bq, qd, p + "attn_q.bias");
-        if (!w.bk.empty()) check_vector(w.bk, kvd, p + "attn_k.bias");
-        if (!w.bv.empty()) check_vector(w.bv, kvd, p + "attn_v.bias");
-    }
-    if (tokens.empty()) throw InputError("no tokens to run");
-    for (size_t t = 0; t < tokens.size(); ++t)
-        if (tokens[t] < 0 || tokens[t] >= vocab)
-            throw InputError("token id " + std::to_string(tokens[t]) + " at position " + std::to_string(t) +
-                             " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
-}
-
 // ---- fingerprint of a model's weights ----------------------------------------------
 // Decides whether the cached device copy is this model. Shapes plus ~257
 // sampled values per tensor: a different file, a different seed of a test
@@ -279,15 +231,6 @@ struct ForwardEngine::Impl {
                 d.bqkv = upload_f32({&bq, &bk, &bv});
             }
             if (trained) {
-                const std::string p = "blk." + std::to_string(l) + ".";
-                check_matrix(w.index_wq, c.n_kv_heads * index_dim, c.hidden, p + "index_q");
-                check_matrix(w.index_wk, index_dim, c.hidden, p + "index_k");
-                if (w.index_q_norm.size() != static_cast<size_t>(index_dim) &&
-                    w.index_q_norm.size() != static_cast<size_t>(c.n_kv_heads) * index_dim)
-                    throw InputError("model tensor " + p + "index_q_norm has " +
-                                     std::to_string(w.index_q_norm.size()) + " values, expected " +
-                                     std::to_string(index_dim));
-                check_vector(w.index_k_norm, index_dim, p + "index_k_norm");
                 d.index_w = upload_bf16({&w.index_wq, &w.index_wk});
                 d.index_q_norm = upload_f32({&w.index_q_norm});
                 d.index_k_norm = upload_f32({&w.index_k_norm});
@@ -395,7 +338,7 @@ struct ForwardEngine::Impl {
 };
 
 ForwardResult ForwardEngine::Impl::run(const Model& model, const std::vector<int>& toks, const ForwardOptions& options) {
-    validate(model, toks);
+    validate_forward_inputs(model, toks);
     ensure_handle();
     load(model);
     const ModelConfig& c = model.config;

@@ -11,9 +11,6 @@
 #include "core/model.h"
 #include "core/parallel.h"
 #include "core/tokenizer.h"
-#ifdef MSASCOPE_HAVE_CUDA
-#include "kernels/cuda_backend.h"
-#endif
 
 namespace msa::cli {
 namespace {
@@ -50,10 +47,7 @@ int run_run(const RunArgs& a) {
         options.capture_layers = parse_int_list(a.capture_layers);
         if (options.capture == CaptureLevel::selections) options.capture = CaptureLevel::full;
     }
-    check_backend(a.msa.backend);  // InputError (exit 2) unless usable here
-#ifdef MSASCOPE_HAVE_CUDA
-    if (a.msa.backend == "cuda") options.backend = &cuda::cuda_backend();
-#endif
+    options.backend = backend_for(a.msa.backend);  // InputError (exit 2) unless usable here
     SessionRecorder session(a.session);
 
     LoadedInput in = load_input(a.input, std::cerr);

@@ -24,9 +24,6 @@
 #include "core/parallel.h"
 #include "core/synthetic.h"
 #include "core/tokenizer.h"
-#ifdef MSASCOPE_HAVE_CUDA
-#include "kernels/cuda_backend.h"
-#endif
 
 namespace msa::cli {
 namespace {
@@ -142,44 +139,13 @@ int run_sweep(const SweepArgs& a) {
     options.recall = true;
     options.msa_forwards = !a.no_perplexity;
     options.seed = a.input.seed;
-#ifdef MSASCOPE_HAVE_CUDA
-    if (a.backend == "cuda") options.backend = &cuda::cuda_backend();
-#endif
+    options.backend = backend_for(a.backend);
     const auto configs = grid.configs();
-    const double estimate_s = estimate_study_seconds(model, tokens, grid, options);
-    std::cerr << "sweep: " << grid_label(grid) << " = " << configs.size() << " combinations on " << tokens.size() << " tokens: 1 dense forward "
-              << "with every combination's selections";
-    if (options.msa_forwards) std::cerr << " + " << configs.size() << " forwards with MSA in every layer";
-    std::cerr << "; estimated " << fixed(estimate_s, 0) << " s on " << threads << " threads\n";
-    options.on_dense_done = [](double dense_ms, int left) {
-        if (left > 0)
-            std::cerr << "\nsweep: dense pass took " << fixed(dense_ms / 1000, 1) << " s; " << left
-                      << " MSA forwards to go\n";
-    };
-
+    const double estimate_s = announce_study("sweep", grid_label(grid), model, tokens, grid, options, threads);
     Progress progress("sweep");
     options.progress = progress.callback();
-    // The session holds one run per study: its identity carries the first
-    // combination's config (the rows carry every combination's).
-    AnalysisOptions identity_options;
-    identity_options.config.k = configs.front().k;
-    identity_options.config.block = configs.front().block;
-    identity_options.config.scorer = configs.front().scorer;
-    identity_options.config.sink = configs.front().sink;
-    identity_options.threads = threads;
-    identity_options.needles = document.needles;
-    RunResult summary = make_run_identity(model, tokens, text, identity_options);
-    summary.needles = document.needles;
-    if (options.backend) {
-        summary.backend = options.backend->name();
-        summary.device = options.backend->device();
-    }
-    // Keep the identity's own notes (e.g. past the trained context); the
-    // budget warnings are the grid's, not only the first combination's.
-    summary.warnings.erase(std::remove_if(summary.warnings.begin(), summary.warnings.end(),
-                                          [](const std::string& w) { return w.find("no free slot") != std::string::npos; }),
-                           summary.warnings.end());
-    summary.warnings.insert(summary.warnings.end(), warnings.begin(), warnings.end());
+    RunResult summary = study_identity(model, tokens, text, document.needles, configs.front(), threads,
+                                       options.backend, warnings);
     session.begin(summary, "sweep");
     StudyResult study = run_quality_study(model, tokens, with_needles ? &document : nullptr, grid, options);
     progress.finish();

@@ -1,16 +1,24 @@
 #include "app/cli/run_support.h"
 
+#include <algorithm>
 #include <chrono>
+#include <iostream>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 
 #include "app/cli/cli_common.h"
+#include "core/analysis.h"
+#include "core/backend.h"
 #include "core/errors.h"
 #include "core/needle.h"
 #include "core/tokenizer.h"
 #ifdef MSASCOPE_HAVE_CUDA
 #include "kernels/cuda_attention.h"
+#endif
+
+#ifdef MSASCOPE_HAVE_CUDA
+#include "kernels/cuda_backend.h"
 #endif
 
 namespace msa::cli {
@@ -145,6 +153,51 @@ void SessionRecorder::complete_rows(const RunResult& summary, const nlohmann::js
 nlohmann::json SessionRecorder::json_path() const { return writer_ ? nlohmann::json(path_) : nlohmann::json(nullptr); }
 nlohmann::json SessionRecorder::json_run_id() const {
     return writer_ && run_id_ >= 0 ? nlohmann::json(run_id_) : nlohmann::json(nullptr);
+}
+
+const ComputeBackend* backend_for(const std::string& backend) {
+    check_backend(backend);
+#ifdef MSASCOPE_HAVE_CUDA
+    if (backend == "cuda") return &cuda::cuda_backend();
+#endif
+    return nullptr;
+}
+
+double announce_study(const std::string& command, const std::string& what, const Model& model,
+                    const std::vector<int>& tokens, const StudyGrid& grid, StudyOptions& options, int threads) {
+    const size_t combinations = grid.configs().size();
+    const double estimate_s = estimate_study_seconds(model, tokens, grid, options);
+    std::cerr << command << ": " << what << " = " << combinations << " combinations on " << tokens.size()
+              << " tokens: 1 dense forward with every combination's selections";
+    if (options.msa_forwards) std::cerr << " + " << combinations << " forwards with MSA in every layer";
+    std::cerr << "; estimated " << fixed(estimate_s, 0) << " s on " << threads << " threads\n";
+    options.on_dense_done = [command](double dense_ms, int left) {
+        if (left > 0)
+            std::cerr << "\n" << command << ": dense pass took " << fixed(dense_ms / 1000, 1) << " s; " << left
+                      << " MSA forwards to go\n";
+    };
+    return estimate_s;
+}
+
+RunResult study_identity(const Model& model, const std::vector<int>& tokens, const std::string& text,
+                         const std::vector<Needle>& needles, const StudyConfig& first, int threads,
+                         const ComputeBackend* backend, const std::vector<std::string>& grid_warnings) {
+    AnalysisOptions o;
+    o.config.k = first.k;
+    o.config.block = first.block;
+    o.config.scorer = first.scorer;
+    o.config.sink = first.sink;
+    o.threads = threads;
+    o.needles = needles;
+    o.backend = backend;
+    RunResult summary = make_run_identity(model, tokens, text, o);
+    summary.needles = needles;
+    auto& w = summary.warnings;
+    w.erase(std::remove_if(w.begin(), w.end(),
+                           [](const std::string& s) { return s.find("no free slot") != std::string::npos; }),
+            w.end());
+    w.insert(w.end(), grid_warnings.begin(), grid_warnings.end());
+    return summary;
 }
 
 void print_run_report(const RunResult& r, std::ostream& os) {

@@ -15,6 +15,10 @@
 #include "core/run_result.h"
 #include "sessions/session.h"
 
+namespace msa {
+class ComputeBackend;
+}
+
 namespace msa::cli {
 
 struct InputArgs {
@@ -79,6 +83,18 @@ private:
     std::unique_ptr<sessions::Writer> writer_;
     long long run_id_ = -1;
 };
+
+// The backend --backend names (nullptr = CPU); InputError unless usable here.
+const ComputeBackend* backend_for(const std::string& backend);
+
+// sweep / needle: the up-front
+// cost line on stderr (returns the estimate in seconds), and the session identity of a whole study (the first
+// combination's config; the grid's budget warnings replace the single config's).
+double announce_study(const std::string& command, const std::string& what, const Model& model,
+                    const std::vector<int>& tokens, const StudyGrid& grid, StudyOptions& options, int threads);
+RunResult study_identity(const Model& model, const std::vector<int>& tokens, const std::string& text,
+                         const std::vector<Needle>& needles, const StudyConfig& first, int threads,
+                         const ComputeBackend* backend, const std::vector<std::string>& grid_warnings);
 
 void print_run_report(const RunResult& result, std::ostream& os);
 

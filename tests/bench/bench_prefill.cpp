@@ -78,7 +78,7 @@ double cpu_mhz() {
 }
 
 // ---------------------------------------------------------------------------
-void bench_gemm(const Args& args) {
+void bench_gemm(const Args&) {
     const int n = 2048;
     struct Shape { const char* name; int in, out; };
     const Shape shapes[] = {{"q|k|v   576 -> 960", 576, 960},  {"o       576 -> 576", 576, 576},
