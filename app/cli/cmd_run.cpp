@@ -19,7 +19,7 @@ struct RunArgs {
     InputArgs input;
     MsaArgs msa;
     std::string layers;
-    std::string capture = "selections";
+    std::string capture = "full";
     std::string capture_layers;
     bool no_perplexity = false;
     bool no_random = false;
@@ -117,7 +117,7 @@ const RegisterCommand registered{Command{
         add_input_options(sub, args->input);
         add_msa_options(sub, args->msa);
         sub.add_option("--layers", args->layers, "Layers to analyse, e.g. 0,5,29 (default: all)");
-        sub.add_option("--capture", args->capture, "What to keep per layer: none | selections | full (heatmaps)")
+        sub.add_option("--capture", args->capture, "What to keep: none | selections (all layers) | full (+ block scores and dense mass of --capture-layers, for heatmaps)")
             ->capture_default_str();
         sub.add_option("--capture-layers", args->capture_layers,
                        "Layers whose block scores and dense mass are kept (implies --capture full; default: the middle layer)");
