@@ -1,0 +1,294 @@
+#include "app/gui/app.h"
+
+#include <imgui.h>
+
+#include "core/parallel.h"
+#include "sessions/session.h"
+
+namespace msa::gui {
+
+App::App(const GuiOptions& options) : options_(options) {
+    threads_ = options.threads > 0 ? options.threads : default_threads();
+    if (!viz::parse_page(options.view, page)) status_ = "unknown --view '" + options.view + "': showing selection";
+    if (options.layer >= 0) capture_index = -1;  // resolved against the run once it is loaded
+    group = options.group;
+    head = options.head;
+    query = options.query;
+
+    if (!options.session.empty()) {
+        std::string path = options.session;
+        long long id = options.run;
+        load("Opening " + path, [path, id](Job&) { return load_session_document(path, id); });
+        sessions_.remember(path);
+    } else if (!options.model.empty() && !options.text.empty()) {
+        ModelRunRequest request;
+        request.model_path = options.model;
+        request.text_path = options.text;
+        request.max_tokens = options.max_tokens;
+        request.threads = threads_;
+        if (options.k > 0) request.config.k = options.k;
+        if (options.block > 0) request.config.block = options.block;
+        if (options.sink >= 0) request.config.sink = options.sink;
+        if (!options.scorer.empty()) request.config.scorer = parse_scorer(options.scorer);
+        load("Running " + options.model, [request](Job& job) {
+            return model_run_document(request, [&job](double f, const std::string& s) { return job.report(f, s); });
+        });
+    } else if (options.synthetic) {
+        int n = options.synthetic_tokens;
+        int threads = threads_;
+        load("Synthetic attention", [n, threads](Job& job) {
+            return synthetic_document(n, MsaConfig{}, threads,
+                                      [&job](double f, const std::string& s) { return job.report(f, s); });
+        });
+    }
+    if (!options.compare.empty()) {
+        sessions::RunRef ref = sessions::parse_run_ref(options.compare);
+        load("Opening " + options.compare,
+             [ref](Job&) { return load_session_document(ref.path, ref.run); }, true);
+        sessions_.remember(ref.path);
+    }
+    model_panel_.init(options);
+}
+
+App::~App() {
+    loader_.cancel();
+    compare_loader_.cancel();
+    repool_job_.cancel();
+}
+
+void App::load(const std::string& title, std::function<Document(Job&)> produce, bool as_compare) {
+    Job& job = as_compare ? compare_loader_ : loader_;
+    auto slot = std::make_shared<Document>();
+    (as_compare ? compare_loaded_ : loaded_) = slot;
+    job.start(title, [slot, produce = std::move(produce)](Job& j) { *slot = produce(j); });
+}
+
+void App::adopt(Document doc, bool as_compare) {
+    if (as_compare) {
+        b_ = std::move(doc);
+        return;
+    }
+    a_ = std::move(doc);
+    repooled_.reset();
+    repooled_for_ = -1;
+    live_.reset();
+    live_capture_ = nullptr;
+    const RunResult& run = *a_.run;
+    budget = run.config;
+    if (!options_applied_) {
+        // Command-line choices apply to the first run loaded.
+        options_applied_ = true;
+        if (options_.k > 0) budget.k = options_.k;
+        if (options_.sink >= 0) budget.sink = options_.sink;
+        if (options_.block > 0) budget.block = options_.block;
+        if (!options_.scorer.empty()) {
+            try {
+                budget.scorer = parse_scorer(options_.scorer);
+            } catch (const std::exception& e) {
+                status_ = e.what();
+            }
+        }
+        capture_index = 0;
+        for (size_t i = 0; i < run.captures.size(); ++i)
+            if (run.captures[i].layer == options_.layer) capture_index = static_cast<int>(i);
+    }
+    if (capture_index < 0 || capture_index >= static_cast<int>(run.captures.size())) capture_index = 0;
+    int groups = run.model_config.n_kv_heads, heads = run.model_config.n_heads;
+    if (group >= groups) group = 0;
+    if (head >= heads) head = 0;
+    // Inspect the last query by default: it sees every block, so its bars say the most.
+    if (query < 0 || query >= static_cast<int>(run.tokens.size())) query = static_cast<int>(run.tokens.size()) - 1;
+    heatmaps_.reset_view();
+    if (run.captures.empty()) status_ = "this run has no captured layers: heatmaps need a run with captures";
+}
+
+void App::collect_jobs() {
+    if (loader_.take_finished()) {
+        if (!loader_.error().empty()) status_ = loader_.title() + ": " + loader_.error();
+        else if (loaded_ && !loaded_->empty()) {
+            adopt(std::move(*loaded_), false);
+            status_ = "Loaded " + a_.source;
+        }
+        loaded_.reset();
+    }
+    if (compare_loader_.take_finished()) {
+        if (!compare_loader_.error().empty()) status_ = compare_loader_.title() + ": " + compare_loader_.error();
+        else if (compare_loaded_ && !compare_loaded_->empty()) adopt(std::move(*compare_loaded_), true);
+        compare_loaded_.reset();
+    }
+    if (repool_job_.take_finished()) {
+        if (!repool_job_.error().empty()) status_ = "re-pooling: " + repool_job_.error();
+        else if (repool_result_) {
+            repooled_ = std::move(*repool_result_);
+            repooled_config_ = repool_requested_;
+        }
+        repool_result_.reset();
+    }
+}
+
+void App::settle() {
+    for (int round = 0; round < 4; ++round) {
+        loader_.wait();
+        compare_loader_.wait();
+        collect_jobs();
+        update_selection();
+        repool_job_.wait();
+        collect_jobs();
+        update_selection();
+    }
+}
+
+void App::jump_to(int index, int g) {
+    if (a_.empty() || index < 0 || index >= static_cast<int>(a_.run->captures.size())) return;
+    capture_index = index;
+    group = g;
+    head = g * group_size();
+    page = viz::Page::selection;
+}
+
+int App::group_size() const {
+    if (a_.empty() || a_.run->model_config.n_kv_heads <= 0) return 1;
+    return std::max(1, a_.run->model_config.n_heads / a_.run->model_config.n_kv_heads);
+}
+
+const LayerCapture* App::capture() const {
+    if (a_.empty() || capture_index < 0 || capture_index >= static_cast<int>(a_.run->captures.size())) return nullptr;
+    if (using_repooled()) return &*repooled_;
+    return &a_.run->captures[capture_index];
+}
+
+int App::block_size() const {
+    if (using_repooled()) return repooled_config_.block;
+    return a_.empty() ? 128 : a_.run->config.block;
+}
+
+bool App::repool_pending() const {
+    if (a_.empty() || using_repooled()) return false;
+    return a_.run->config.block != budget.block || a_.run->config.scorer != budget.scorer;
+}
+
+bool App::using_repooled() const {
+    return repooled_ && repooled_for_ == capture_index && repooled_config_.block == budget.block &&
+           repooled_config_.scorer == budget.scorer;
+}
+
+std::string App::repool_problem() const {
+    const LayerCapture* c = (a_.empty() || capture_index < 0 || capture_index >= int(a_.run->captures.size()))
+                                ? nullptr
+                                : &a_.run->captures[capture_index];
+    if (!c) return "no captured layer";
+    if (!viz::can_repool(*c))
+        return "This run did not keep the layer's Q/K/V, so the scorer and block size cannot change here. "
+               "Run again with them set in the Model panel.";
+    return "";
+}
+
+void App::start_repool() {
+    const LayerCapture& original = a_.run->captures[capture_index];
+    repool_requested_ = budget;
+    repooled_for_ = capture_index;
+    repooled_.reset();
+    auto result = std::make_shared<LayerCapture>();
+    repool_result_ = result;
+    MsaConfig config = budget;
+    int threads = threads_;
+    const LayerCapture* source = &original;
+    std::shared_ptr<const RunResult> keep_alive = a_.run;  // the capture lives in the run
+    repool_job_.start("Re-pooling layer " + std::to_string(original.layer),
+                      [result, config, threads, source, keep_alive](Job& job) {
+                          job.report(0.1, "block scores and dense mass");
+                          *result = viz::repool(*source, config, threads);
+                      });
+}
+
+void App::update_selection() {
+    const LayerCapture* c = capture();
+    if (!c) {
+        live_.reset();
+        return;
+    }
+    bool already_requested = repooled_for_ == capture_index && repool_requested_.block == budget.block &&
+                             repool_requested_.scorer == budget.scorer;
+    if (repool_pending() && repool_problem().empty() && !repool_job_.running() && !already_requested) {
+        start_repool();
+        c = capture();
+    }
+    if (c->scores.values.empty() || c->mass.values.empty()) {
+        live_.reset();  // selections-only capture: show what the run selected
+        live_capture_ = c;
+        return;
+    }
+    if (live_ && live_capture_ == c && live_k_ == budget.k && live_sink_ == budget.sink) return;
+    live_ = viz::reselect(*c, budget.k, budget.sink, block_size());
+    live_capture_ = c;
+    live_k_ = budget.k;
+    live_sink_ = budget.sink;
+}
+
+const Selection* App::selection() const {
+    if (live_) return &live_->selection;
+    const LayerCapture* c = capture();
+    return (c && !c->selection.blocks.empty()) ? &c->selection : nullptr;
+}
+
+const std::vector<float>* App::recall() const {
+    if (live_) return &live_->recall;
+    const LayerCapture* c = capture();
+    return (c && !c->recall.empty()) ? &c->recall : nullptr;
+}
+
+void App::draw_menu(const viz::Rect& r) {
+    ImGui::SetNextWindowPos(ImVec2(r.x, r.y));
+    ImGui::SetNextWindowSize(ImVec2(r.w, r.h));
+    ImGui::Begin("##menu", nullptr,
+                 ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
+                     ImGuiWindowFlags_NoBringToFrontOnFocus);
+    ImGui::SetCursorPosY(ImGui::GetCursorPosY() - 3);
+    ImGui::TextColored(ImVec4(1.0f, 0.6f, 0.1f, 1.0f), "msascope");
+    ImGui::SameLine(0, 18);
+    for (viz::Page p : {viz::Page::selection, viz::Page::profile, viz::Page::compare}) {
+        bool active = page == p;
+        if (active) ImGui::PushStyleColor(ImGuiCol_Button, ImGui::GetStyleColorVec4(ImGuiCol_ButtonActive));
+        std::string label = p == viz::Page::selection ? "Selection" : p == viz::Page::profile ? "Profile" : "Compare";
+        if (ImGui::SmallButton(label.c_str())) page = p;
+        if (active) ImGui::PopStyleColor();
+        ImGui::SameLine();
+    }
+    ImGui::SameLine(0, 18);
+    if (!a_.empty()) {
+        const RunResult& run = *a_.run;
+        ImGui::TextDisabled("%s  |  %zu tokens  |  k=%d B=%d %s sink=%d  |  %s", a_.source.c_str(), run.tokens.size(),
+                            run.config.k, run.config.block, to_string(run.config.scorer), run.config.sink,
+                            run.backend.c_str());
+    } else {
+        ImGui::TextDisabled("no run loaded: open a session, run a model, or try synthetic attention");
+    }
+    if (!status_.empty()) {
+        float w = ImGui::CalcTextSize(status_.c_str()).x;
+        ImGui::SameLine(std::max(ImGui::GetCursorPosX() + 20, r.w - w - 12));
+        ImGui::TextColored(ImVec4(0.95f, 0.8f, 0.4f, 1.0f), "%s", status_.c_str());
+    }
+    ImGui::End();
+}
+
+void App::frame(int width, int height) {
+    collect_jobs();
+    update_selection();
+    viz::AppLayout layout = viz::compute_layout(static_cast<float>(width), static_cast<float>(height), page,
+                                                ImGui::GetFrameHeight() + 8);
+    draw_menu(layout.menu);
+    model_panel_.draw(*this, layout.model);
+    controls_.draw(*this, layout.controls);
+    sessions_.draw(*this, layout.sessions);
+    switch (page) {
+        case viz::Page::selection:
+            heatmaps_.draw(*this, layout.heatmaps);
+            inspector_.draw(*this, layout.inspector);
+            overview_.draw(*this, layout.overview);
+            break;
+        case viz::Page::profile: profile_.draw(*this, layout.content); break;
+        case viz::Page::compare: compare_.draw(*this, layout.content); break;
+    }
+}
+
+}  // namespace msa::gui

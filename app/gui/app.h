@@ -1,0 +1,107 @@
+#pragma once
+// The application state every view reads, and the frame that lays the views
+// out. Views hold only their own view state (zoom, scroll, textures); what is
+// shown (run, layer, group, budget) lives here so that all views agree.
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "app/gui/compare_view.h"
+#include "app/gui/controls_panel.h"
+#include "app/gui/document.h"
+#include "app/gui/heatmap_view.h"
+#include "app/gui/job.h"
+#include "app/gui/layer_overview.h"
+#include "app/gui/model_panel.h"
+#include "app/gui/options.h"
+#include "app/gui/profile_view.h"
+#include "app/gui/query_inspector.h"
+#include "app/gui/sessions_browser.h"
+#include "viz/layout.h"
+#include "viz/live_selection.h"
+
+namespace msa::gui {
+
+class App {
+public:
+    explicit App(const GuiOptions& options);
+    ~App();
+
+    // Builds one frame of UI for a framebuffer of width x height.
+    void frame(int width, int height);
+    // Screenshot mode: block until background work is done and its result is in.
+    void settle();
+
+    // ---- documents -------------------------------------------------------
+    const Document& doc() const { return a_; }
+    const Document& compare_doc() const { return b_; }
+    // Load in the background; the result replaces run A (or B for compare).
+    void load(const std::string& title, std::function<Document(Job&)> produce, bool as_compare = false);
+    Job& loader() { return loader_; }
+    Job& compare_loader() { return compare_loader_; }
+
+    // ---- what is shown ---------------------------------------------------
+    viz::Page page = viz::Page::selection;
+    int capture_index = 0;  // into run->captures
+    int group = 0;
+    int head = 0;
+    int query = -1;         // inspected query, -1 none
+    MsaConfig budget;       // k, block, scorer, sink the views show (may differ from the run's)
+    void jump_to(int capture_index, int group);
+
+    const LayerCapture* capture() const;           // repooled when the scorer / block changed
+    const Selection* selection() const;            // at the current k / sink
+    const std::vector<float>* recall() const;      // [N, Hq] at the current k / sink
+    const viz::LayerSelectionStats* live() const { return live_ ? &*live_ : nullptr; }
+    int block_size() const;                        // of the shown capture
+    int group_size() const;
+    bool repool_pending() const;                   // scorer/block differ from the shown capture's
+    bool using_repooled() const;                   // the shown capture is a re-pooled one
+    std::string repool_problem() const;            // why it cannot re-pool, empty when it can
+    Job& repool_job() { return repool_job_; }
+    int threads() const { return threads_; }
+
+    void set_status(const std::string& s) { status_ = s; }
+    const std::string& status() const { return status_; }
+    const GuiOptions& options() const { return options_; }
+
+private:
+    void collect_jobs();
+    void adopt(Document doc, bool as_compare);
+    void update_selection();
+    void start_repool();
+    void draw_menu(const viz::Rect& r);
+
+    GuiOptions options_;
+    int threads_ = 1;
+    Document a_, b_;
+    Job loader_, compare_loader_;
+    std::shared_ptr<Document> loaded_, compare_loaded_;
+    bool options_applied_ = false;
+
+    // Re-pooled capture (scorer / block changed) and its key.
+    Job repool_job_;
+    std::shared_ptr<LayerCapture> repool_result_;
+    std::optional<LayerCapture> repooled_;
+    int repooled_for_ = -1;
+    MsaConfig repooled_config_;
+    MsaConfig repool_requested_;
+
+    // Live selection at the current k / sink and its key.
+    std::optional<viz::LayerSelectionStats> live_;
+    const LayerCapture* live_capture_ = nullptr;
+    int live_k_ = -1, live_sink_ = -1;
+
+    std::string status_;
+
+    ModelPanel model_panel_;
+    ControlsPanel controls_;
+    SessionsBrowser sessions_;
+    HeatmapView heatmaps_;
+    QueryInspector inspector_;
+    LayerOverview overview_;
+    ProfileView profile_;
+    CompareView compare_;
+};
+
+}  // namespace msa::gui

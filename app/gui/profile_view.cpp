@@ -1,0 +1,263 @@
+#include "app/gui/profile_view.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "app/gui/app.h"
+#include "app/gui/charts.h"
+#include "app/gui/panel.h"
+#include "core/flops.h"
+
+namespace msa::gui {
+
+namespace {
+
+struct KernelStats {
+    std::string name;
+    int count = 0;
+    double total_ms = 0, flops = 0;
+    const KernelRecord* first = nullptr;
+};
+
+std::vector<KernelStats> kernel_stats(const RunResult& run) {
+    std::map<std::string, KernelStats> by_name;
+    for (const KernelRecord& k : run.kernels) {
+        KernelStats& s = by_name[k.name];
+        s.name = k.name;
+        s.count++;
+        s.total_ms += k.ms();
+        s.flops += k.flops;
+        if (!s.first) s.first = &k;
+    }
+    std::vector<KernelStats> out;
+    for (auto& [name, s] : by_name) out.push_back(s);
+    std::sort(out.begin(), out.end(), [](const KernelStats& a, const KernelStats& b) { return a.total_ms > b.total_ms; });
+    return out;
+}
+
+ImU32 phase_colour(const std::string& phase) {
+    if (phase == "dense") return to_imgui(viz::palette::dense_bar);
+    if (phase == "sparse") return to_imgui(viz::palette::sparse_bar);
+    if (phase == "index") return IM_COL32(90, 170, 230, 255);
+    if (phase == "select") return IM_COL32(150, 110, 220, 255);
+    return IM_COL32(100, 190, 130, 255);
+}
+
+// Dense vs MSA time: kernel phases when there are kernels, else CPU stages by name.
+void split_time(const RunResult& run, double& dense_ms, double& sparse_ms, double& index_ms) {
+    dense_ms = sparse_ms = index_ms = 0;
+    if (!run.kernels.empty()) {
+        for (const KernelRecord& k : run.kernels) {
+            if (k.phase == "dense") dense_ms += k.ms();
+            else if (k.phase == "sparse") sparse_ms += k.ms();
+            else if (k.phase == "index" || k.phase == "select") index_ms += k.ms();
+        }
+        return;
+    }
+    for (const StageTiming& s : run.timings) {
+        if (s.name.find("dense attention") != std::string::npos) dense_ms += s.ms;
+        else if (s.name.find("sparse") != std::string::npos) sparse_ms += s.ms;
+        else if (s.name.find("index") != std::string::npos || s.name.find("select") != std::string::npos ||
+                 s.name.find("top-k") != std::string::npos)
+            index_ms += s.ms;
+    }
+}
+
+}  // namespace
+
+void ProfileView::kernel_table(const RunResult& run, float height) {
+    std::vector<KernelStats> stats = kernel_stats(run);
+    if (stats.empty()) {
+        ImGui::TextDisabled("No kernel records: this run used the %s backend. CPU stage timings:", run.backend.c_str());
+        if (ImGui::BeginTable("stages", 2, ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV, ImVec2(0, height - 24))) {
+            ImGui::TableSetupColumn("stage");
+            ImGui::TableSetupColumn("ms", ImGuiTableColumnFlags_WidthFixed, 90);
+            ImGui::TableHeadersRow();
+            for (const StageTiming& s : run.timings) {
+                ImGui::TableNextRow();
+                ImGui::TableNextColumn();
+                ImGui::TextUnformatted(s.name.c_str());
+                ImGui::TableNextColumn();
+                ImGui::Text("%.1f", s.ms);
+            }
+            ImGui::EndTable();
+        }
+        return;
+    }
+    if (!ImGui::BeginTable("kernels", 10,
+                           ImGuiTableFlags_RowBg | ImGuiTableFlags_ScrollY | ImGuiTableFlags_BordersInnerV |
+                               ImGuiTableFlags_Resizable,
+                           ImVec2(0, height)))
+        return;
+    ImGui::TableSetupScrollFreeze(0, 1);
+    ImGui::TableSetupColumn("kernel", ImGuiTableColumnFlags_WidthStretch);
+    for (const char* c : {"count", "total ms", "mean ms", "grid", "block", "regs", "smem", "GFLOP", "TFLOP/s"})
+        ImGui::TableSetupColumn(c, ImGuiTableColumnFlags_WidthFixed, 70);
+    ImGui::TableHeadersRow();
+    for (const KernelStats& s : stats) {
+        const KernelRecord& k = *s.first;
+        ImGui::TableNextRow();
+        ImGui::TableNextColumn();
+        ImGui::TextUnformatted(s.name.c_str());
+        if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s\nphase %s", s.name.c_str(), k.phase.c_str());
+        ImGui::TableNextColumn();
+        ImGui::Text("%d", s.count);
+        ImGui::TableNextColumn();
+        ImGui::Text("%.3f", s.total_ms);
+        ImGui::TableNextColumn();
+        ImGui::Text("%.4f", s.total_ms / s.count);
+        ImGui::TableNextColumn();
+        ImGui::Text("%dx%dx%d", k.grid[0], k.grid[1], k.grid[2]);
+        ImGui::TableNextColumn();
+        ImGui::Text("%dx%dx%d", k.block[0], k.block[1], k.block[2]);
+        ImGui::TableNextColumn();
+        ImGui::Text("%d", k.registers);
+        ImGui::TableNextColumn();
+        ImGui::Text("%d", k.shared_bytes);
+        ImGui::TableNextColumn();
+        ImGui::Text("%.2f", s.flops * 1e-9);
+        ImGui::TableNextColumn();
+        if (s.total_ms > 0 && s.flops > 0) ImGui::Text("%.1f", s.flops / (s.total_ms * 1e-3) * 1e-12);
+        else ImGui::TextDisabled("-");
+    }
+    ImGui::EndTable();
+}
+
+void ProfileView::timeline(const RunResult& run, float height) {
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    ImVec2 p = ImGui::GetCursorScreenPos();
+    float w = ImGui::GetContentRegionAvail().x;
+    ImGui::InvisibleButton("timeline", ImVec2(w, height));
+    bool hovered = ImGui::IsItemHovered();
+    ImVec2 mouse = ImGui::GetIO().MousePos;
+    dl->AddRectFilled(p, ImVec2(p.x + w, p.y + height), to_imgui(viz::palette::background));
+    struct Span { double start, end; std::string name, phase; int lane; };
+    std::vector<Span> spans;
+    if (!run.kernels.empty()) {
+        uint64_t t0 = UINT64_MAX;
+        std::map<uint32_t, int> lanes;
+        for (const KernelRecord& k : run.kernels) {
+            t0 = std::min(t0, k.start_ns);
+            lanes.emplace(k.stream, static_cast<int>(lanes.size()));
+        }
+        for (const KernelRecord& k : run.kernels)
+            spans.push_back({(k.start_ns - t0) * 1e-6, (k.end_ns - t0) * 1e-6, k.name, k.phase, lanes[k.stream]});
+    } else {
+        double t = 0;  // CPU stages ran one after another
+        for (const StageTiming& s : run.timings) {
+            spans.push_back({t, t + s.ms, s.name, s.name.find("dense") != std::string::npos    ? "dense"
+                                                  : s.name.find("sparse") != std::string::npos ? "sparse"
+                                                  : s.name.find("index") != std::string::npos  ? "index"
+                                                                                               : "other",
+                             0});
+            t += s.ms;
+        }
+    }
+    double end = 0;
+    int lanes = 1;
+    for (const Span& s : spans) end = std::max(end, s.end), lanes = std::max(lanes, s.lane + 1);
+    dl->AddText(ImVec2(p.x + 4, p.y + 2), to_imgui(viz::palette::text),
+                run.kernels.empty() ? "timeline (CPU stages)" : "timeline (kernels, one lane per stream)");
+    if (end <= 0) return;
+    float x0 = p.x + 4, x1 = p.x + w - 4, y0 = p.y + 20, lane_h = std::min(28.f, (height - 40) / lanes);
+    for (double t : viz::nice_ticks(0, end, 8)) {
+        float px = x0 + static_cast<float>(t / end) * (x1 - x0);
+        dl->AddLine(ImVec2(px, y0), ImVec2(px, y0 + lanes * lane_h + 4), IM_COL32(60, 60, 70, 255));
+        dl->AddText(ImVec2(px + 2, y0 + lanes * lane_h + 4), to_imgui(viz::palette::axis), (viz::short_number(t) + " ms").c_str());
+    }
+    for (const Span& s : spans) {
+        float a = x0 + static_cast<float>(s.start / end) * (x1 - x0), b = x0 + static_cast<float>(s.end / end) * (x1 - x0);
+        float ly = y0 + s.lane * lane_h;
+        dl->AddRectFilled(ImVec2(a, ly + 2), ImVec2(std::max(a + 1, b), ly + lane_h - 2), phase_colour(s.phase));
+        if (b - a > 60) dl->PushClipRect(ImVec2(a, ly), ImVec2(b, ly + lane_h), true),
+                        dl->AddText(ImVec2(a + 3, ly + 4), IM_COL32(15, 15, 20, 255), s.name.c_str()), dl->PopClipRect();
+        if (hovered && mouse.x >= a && mouse.x <= std::max(a + 1, b) && mouse.y >= ly && mouse.y < ly + lane_h)
+            ImGui::SetTooltip("%s\n%.3f ms (at %.3f ms)", s.name.c_str(), s.end - s.start, s.start);
+    }
+}
+
+void ProfileView::dense_vs_sparse(const RunResult& run, float width, float height) {
+    double dense, sparse, index;
+    split_time(run, dense, sparse, index);
+    BarChartStyle style;
+    style.labels = {"dense", "MSA sparse", "MSA index+select", "MSA total"};
+    style.colours = {to_imgui(viz::palette::dense_bar), to_imgui(viz::palette::sparse_bar), IM_COL32(90, 170, 230, 255),
+                     IM_COL32(255, 190, 90, 255)};
+    std::vector<double> values = {dense, sparse, index, sparse + index};
+    style.hi = std::max(1e-9, *std::max_element(values.begin(), values.end()) * 1.1);
+    char title[128];
+    std::snprintf(title, sizeof title, "time, ms (%s)   speedup %.2fx   analytic FLOPs ratio %.2fx",
+                  run.kernels.empty() ? "CPU stages" : "kernels", (sparse + index) > 0 ? dense / (sparse + index) : NAN,
+                  run.flops_ratio());
+    int hit = bar_chart("dense_sparse", title, values, style, ImVec2(width, height));
+    if (hit >= 0) ImGui::SetTooltip("%s: %.3f ms", style.labels[hit].c_str(), values[hit]);
+}
+
+void ProfileView::flops_curve(App& app, float width, float height) {
+    const RunResult& run = *app.doc().run;
+    AttentionFlopsShape mine;
+    mine.name = "this model";
+    mine.n_heads = std::max(1, run.model_config.n_heads);
+    mine.n_kv_heads = std::max(1, run.model_config.n_kv_heads);
+    mine.head_dim = std::max(1, run.model_config.head_dim);
+    mine.index_heads = mine.n_kv_heads;  // training-free: one index head per group
+    mine.index_dim = mine.head_dim;
+    AttentionFlopsShape m3 = msa_m3_shape();
+    ChartLine model_line, m3_line, measured, timed;
+    model_line.colour = IM_COL32(255, 140, 0, 255);
+    model_line.name = "model: " + (run.model_config.arch.empty() ? std::string("run") : run.model_config.arch);
+    m3_line.colour = IM_COL32(120, 160, 230, 255);
+    m3_line.name = "MiniMax-M3 shape";
+    for (double n = 1024; n <= 1048576 * 1.001; n *= std::sqrt(2.0)) {
+        model_line.x.push_back(n);
+        model_line.y.push_back(flops_ratio(mine, n, run.config.k, run.config.block));
+        m3_line.x.push_back(n);
+        m3_line.y.push_back(flops_ratio(m3, n, 16, 128));
+    }
+    measured.points = true;
+    measured.colour = IM_COL32(255, 255, 255, 255);
+    measured.name = "this run (analytic count)";
+    double ratio = run.flops_ratio();
+    if (std::isfinite(ratio)) {
+        measured.x.push_back(static_cast<double>(run.tokens.size()));
+        measured.y.push_back(ratio);
+    }
+    std::vector<ChartLine> lines = {m3_line, model_line, measured};
+    double dense, sparse, index;
+    split_time(run, dense, sparse, index);
+    if (!run.kernels.empty() && sparse + index > 0) {
+        timed.points = true;
+        timed.colour = IM_COL32(120, 230, 140, 255);
+        timed.name = "measured time ratio";
+        timed.x.push_back(static_cast<double>(run.tokens.size()));
+        timed.y.push_back(dense / (sparse + index));
+        lines.push_back(timed);
+    }
+    char title[160];
+    std::snprintf(title, sizeof title, "dense / MSA attention FLOPs per token vs context (k=%d, B=%d); M3 at 1M: %.1fx",
+                  run.config.k, run.config.block, flops_ratio(m3, 1048576, 16, 128));
+    line_chart("flops", title, lines, true, true, ImVec2(width, height));
+}
+
+void ProfileView::draw(App& app, const viz::Rect& r) {
+    begin_panel("Profile", r);
+    if (app.doc().empty()) {
+        ImGui::TextDisabled("no run loaded");
+        ImGui::End();
+        return;
+    }
+    const RunResult& run = *app.doc().run;
+    ImGui::Text("%s on %s  |  %zu tokens  |  %zu kernel launches", run.backend.c_str(),
+                run.device.empty() ? "?" : run.device.c_str(), run.tokens.size(), run.kernels.size());
+    ImVec2 avail = ImGui::GetContentRegionAvail();
+    kernel_table(run, avail.y * 0.30f);
+    timeline(run, avail.y * 0.22f);
+    float half = (avail.x - 8) / 2, chart_h = ImGui::GetContentRegionAvail().y - 4;
+    dense_vs_sparse(run, half, chart_h);
+    ImGui::SameLine(0, 8);
+    flops_curve(app, half, chart_h);
+    ImGui::End();
+}
+
+}  // namespace msa::gui
