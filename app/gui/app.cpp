@@ -1,6 +1,7 @@
 #include "app/gui/app.h"
 
 #include <imgui.h>
+#include <nlohmann/json.hpp>
 
 #include "core/parallel.h"
 #include "sessions/session.h"
@@ -26,6 +27,7 @@ App::App(const GuiOptions& options) : options_(options) {
         request.text_path = options.text;
         request.max_tokens = options.max_tokens;
         request.threads = threads_;
+        request.save_to = options.save;
         if (options.k > 0) request.config.k = options.k;
         if (options.block > 0) request.config.block = options.block;
         if (options.sink >= 0) request.config.sink = options.sink;
@@ -36,11 +38,18 @@ App::App(const GuiOptions& options) : options_(options) {
     } else if (options.synthetic) {
         int n = options.synthetic_tokens;
         int threads = threads_;
-        load("Synthetic attention", [n, threads](Job& job) {
-            return synthetic_document(n, MsaConfig{}, threads,
-                                      [&job](double f, const std::string& s) { return job.report(f, s); });
+        MsaConfig config;  // release defaults, or the budget given on the command line
+        if (options.k > 0) config.k = options.k;
+        if (options.block > 0) config.block = options.block;
+        if (options.sink >= 0) config.sink = options.sink;
+        if (!options.scorer.empty()) config.scorer = parse_scorer(options.scorer);
+        std::string save = options.save;
+        load("Synthetic attention", [n, threads, config, save](Job& job) {
+            return synthetic_document(n, config, threads,
+                                      [&job](double f, const std::string& s) { return job.report(f, s); }, save);
         });
     }
+    if (!options.save.empty()) sessions_.remember_later(options.save);
     if (!options.compare.empty()) {
         sessions::RunRef ref = sessions::parse_run_ref(options.compare);
         load("Opening " + options.compare,
@@ -289,6 +298,32 @@ void App::frame(int width, int height) {
         case viz::Page::profile: profile_.draw(*this, layout.content); break;
         case viz::Page::compare: compare_.draw(*this, layout.content); break;
     }
+}
+
+}  // namespace msa::gui
+
+namespace msa::gui {
+
+std::string App::screenshot_info() const {
+    nlohmann::json info;
+    info["page"] = viz::to_string(page);
+    info["source"] = a_.source;
+    info["compare_source"] = b_.source;
+    info["status"] = status_;
+    const LayerCapture* c = capture();
+    info["layer"] = c ? c->layer : -1;
+    info["group"] = group;
+    info["head"] = head;
+    info["query"] = query;
+    info["k"] = budget.k;
+    info["sink"] = budget.sink;
+    info["block"] = block_size();
+    info["scorer"] = to_string(budget.scorer);
+    const HeatmapView::Placement& p = heatmaps_.scores_placement();
+    if (p.drawn)
+        info["scores_heatmap"] = {{"x", p.x}, {"y", p.y}, {"w", p.w}, {"h", p.h}, {"q0", p.window.q0},
+                                  {"q1", p.window.q1}, {"b0", p.window.b0}, {"b1", p.window.b1}};
+    return info.dump(1);
 }
 
 }  // namespace msa::gui

@@ -61,6 +61,10 @@ public:
     Job& repool_job() { return repool_job_; }
     int threads() const { return threads_; }
 
+    // JSON describing what the last frame showed (run, layer, group, budget, and
+    // where the block-score heatmap lies in window pixels), for screenshot tests.
+    std::string screenshot_info() const;
+
     void set_status(const std::string& s) { status_ = s; }
     const std::string& status() const { return status_; }
     const GuiOptions& options() const { return options_; }

@@ -11,7 +11,7 @@ constexpr ImU32 kAxis = IM_COL32(160, 160, 170, 255);
 constexpr ImU32 kGrid = IM_COL32(60, 60, 70, 255);
 constexpr ImU32 kText = IM_COL32(200, 200, 205, 255);
 constexpr ImU32 kBack = IM_COL32(22, 22, 26, 255);
-constexpr float kLeft = 40, kBottom = 16, kTop = 16;
+constexpr float kLeft = 40, kBottom = 16, kTop = 22;
 }  // namespace
 
 int bar_chart(const char* id, const char* title, const std::vector<double>& values, const BarChartStyle& s,

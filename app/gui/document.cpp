@@ -49,10 +49,13 @@ Document load_session_document(const std::string& path, long long run_id) {
     doc.token_text = token_texts_for(*run);
     doc.run = std::move(run);
     doc.source = path + ":" + std::to_string(id);
+    doc.session_path = path;
+    doc.session_run = id;
     return doc;
 }
 
-Document synthetic_document(int n_tokens, const MsaConfig& config, int threads, const ProgressFn& progress) {
+Document synthetic_document(int n_tokens, const MsaConfig& config, int threads, const ProgressFn& progress,
+                            const std::string& save_to) {
     viz::SyntheticOptions options;
     options.n_tokens = n_tokens;
     options.config = config;
@@ -60,6 +63,10 @@ Document synthetic_document(int n_tokens, const MsaConfig& config, int threads, 
     options.progress = progress;
     Document doc;
     auto run = std::make_shared<RunResult>(viz::synthetic_run(options));
+    if (!save_to.empty()) {
+        sessions::Writer writer(save_to);
+        writer.write_run(*run);
+    }
     doc.token_text = token_texts_for(*run);
     doc.run = std::move(run);
     doc.source = "synthetic attention, " + std::to_string(n_tokens) + " tokens";

@@ -14,6 +14,8 @@ struct Document {
     std::shared_ptr<const RunResult> run;
     std::string source;                   // "synthetic", "file.db:3", "model.gguf + text.txt"
     std::vector<std::string> token_text;  // per token; empty strings when unknown
+    std::string session_path;             // set when the run came from a session file
+    long long session_run = -1;
 
     bool empty() const { return !run; }
     std::string token(int t) const;
@@ -27,7 +29,8 @@ std::vector<std::string> token_texts_for(const RunResult& run);
 
 // Loaders the GUI runs on a Job thread.
 Document load_session_document(const std::string& path, long long run_id);
-Document synthetic_document(int n_tokens, const MsaConfig& config, int threads, const ProgressFn& progress);
+Document synthetic_document(int n_tokens, const MsaConfig& config, int threads, const ProgressFn& progress,
+                            const std::string& save_to = "");
 
 }  // namespace msa::gui
 

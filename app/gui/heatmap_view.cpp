@@ -63,6 +63,7 @@ void HeatmapView::prepare(App& app, int, int) {
 
 void HeatmapView::draw(App& app, const viz::Rect& r) {
     begin_panel("Block selection", r, ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoScrollWithMouse);
+    scores_placement_.drawn = false;
     const LayerCapture* c = app.capture();
     if (!c || (c->scores.values.empty() && c->mass.values.empty())) {
         ImGui::TextDisabled(app.doc().empty() ? "No run loaded. Open a session (left), run a model, or press Synthetic."
@@ -132,6 +133,7 @@ void HeatmapView::draw_plot(App& app, Plot& plot, bool is_mass, const char* titl
     ImGui::PushID(is_mass ? "mass" : "scores");
     ImGui::InvisibleButton("plot", ImVec2(w, h));
     ImGui::PopID();
+    if (!is_mass) scores_placement_ = {x, y, static_cast<float>(iw), static_cast<float>(ih), window_, true};
     dl->AddImage(plot.texture.id(), ImVec2(x, y), ImVec2(x + iw, y + ih));
     dl->AddRect(ImVec2(x - 1, y - 1), ImVec2(x + iw + 1, y + ih + 1), to_imgui(viz::palette::axis));
 

@@ -18,6 +18,14 @@ class HeatmapView {
 public:
     void draw(App& app, const viz::Rect& r);
     void reset_view() { reset_ = true; }
+    // Where the last frame drew the block-score plot, and which window it showed
+    // (for --screenshot-info: lets tests map data to pixels).
+    struct Placement {
+        float x = 0, y = 0, w = 0, h = 0;
+        viz::HeatmapWindow window;
+        bool drawn = false;
+    };
+    const Placement& scores_placement() const { return scores_placement_; }
 
 private:
     struct Plot {
@@ -40,6 +48,7 @@ private:
     bool reset_ = true;
     bool dragging_ = false;
     std::string exported_;
+    Placement scores_placement_;
 };
 
 }  // namespace msa::gui

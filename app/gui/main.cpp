@@ -9,6 +9,7 @@
 #include <cfloat>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "app/gui/app.h"
 #include "app/gui/options.h"
@@ -108,6 +109,10 @@ int main(int argc, char** argv) {
                 try {
                     msa::viz::write_png(msa::gui::read_framebuffer(fb_w, fb_h), options.screenshot);
                     std::fprintf(stderr, "msascope: wrote %s (%dx%d)\n", options.screenshot.c_str(), fb_w, fb_h);
+                    if (!options.screenshot_info.empty()) {
+                        std::ofstream info(options.screenshot_info);
+                        info << app->screenshot_info() << "\n";
+                    }
                     if (!app->status().empty()) std::fprintf(stderr, "msascope: status: %s\n", app->status().c_str());
                 } catch (const std::exception& e) {
                     std::fprintf(stderr, "msascope: %s\n", e.what());

@@ -70,8 +70,10 @@ void ModelPanel::draw(App& app, const viz::Rect& r) {
     if (ImGui::Button("Synthetic")) {
         int n = synthetic_tokens_, threads = app.threads();
         MsaConfig config = app.budget;
-        app.load("Synthetic attention", [n, config, threads](Job& j) {
-            return synthetic_document(n, config, threads, [&j](double f, const std::string& s) { return j.report(f, s); });
+        std::string save = save_path_;
+        app.load("Synthetic attention", [n, config, threads, save](Job& j) {
+            return synthetic_document(n, config, threads, [&j](double f, const std::string& s) { return j.report(f, s); },
+                                      save);
         });
     }
     ImGui::EndDisabled();

@@ -14,6 +14,7 @@ GuiOptions parse_options(int argc, char** argv) {
     cli.add_option("--session", o.session, "session file (.db) to open");
     cli.add_option("--run", o.run, "run id in the session (default: the last run)");
     cli.add_option("--compare", o.compare, "second run for the compare view: FILE[:RUN]");
+    cli.add_option("--save", o.save, "append the run made at start (model or synthetic) to this session file");
     cli.add_flag("--synthetic", o.synthetic, "synthetic attention demo input (no model needed)");
     cli.add_option("--synthetic-tokens", o.synthetic_tokens, "tokens of the synthetic input")->capture_default_str();
     cli.add_option("--view", o.view, "page to show: selection (heatmap, inspector, overview), profile, compare")
@@ -28,6 +29,7 @@ GuiOptions parse_options(int argc, char** argv) {
     cli.add_option("--query", o.query, "query position to inspect");
     cli.add_option("--threads", o.threads, "CPU threads for runs (0: all)");
     cli.add_option("--screenshot", o.screenshot, "write a PNG of the window after --frames frames, then exit");
+    cli.add_option("--screenshot-info", o.screenshot_info, "with --screenshot: write what was shown (JSON) here");
     cli.add_option("--width", o.width, "window width")->capture_default_str();
     cli.add_option("--height", o.height, "window height")->capture_default_str();
     cli.add_option("--frames", o.frames, "frames to render before the screenshot")->capture_default_str();

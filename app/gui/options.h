@@ -11,6 +11,7 @@ struct GuiOptions {
     std::string session;          // session file to open
     long long run = -1;           // run id in the session (-1: last)
     std::string compare;          // FILE[:RUN] to compare against (compare view)
+    std::string save;             // append the run made at start (model or synthetic) to this session file
     bool synthetic = false;       // synthetic attention demo input
     int synthetic_tokens = 4096;
     std::string view = "selection";
@@ -18,6 +19,7 @@ struct GuiOptions {
     std::string scorer;
     int query = -1;               // query to inspect at start
     int threads = 0;              // 0: all cores
+    std::string screenshot_info;  // with --screenshot: also write what was shown, as JSON
     std::string screenshot;       // write a PNG of the window after `frames` frames and exit
     int width = 1600, height = 1000;
     int frames = 3;

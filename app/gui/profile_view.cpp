@@ -7,7 +7,10 @@
 #include "app/gui/app.h"
 #include "app/gui/charts.h"
 #include "app/gui/panel.h"
+#include <fstream>
+
 #include "core/flops.h"
+#include "sessions/export.h"
 
 namespace msa::gui {
 
@@ -250,6 +253,30 @@ void ProfileView::draw(App& app, const viz::Rect& r) {
     const RunResult& run = *app.doc().run;
     ImGui::Text("%s on %s  |  %zu tokens  |  %zu kernel launches", run.backend.c_str(),
                 run.device.empty() ? "?" : run.device.c_str(), run.tokens.size(), run.kernels.size());
+    ImGui::SameLine(0, 20);
+    if (ImGui::SmallButton("Export Perfetto JSON")) {
+        std::string path = "msascope-trace.json";
+        std::ofstream out(path);
+        out << sessions::perfetto_trace(run, "msascope " + app.doc().source).dump(1);
+        app.set_status(out ? "wrote " + path + " (open in ui.perfetto.dev)" : "cannot write " + path);
+    }
+    if (!app.doc().session_path.empty()) {
+        for (const char* table : {"kernels", "layers", "timings"}) {
+            ImGui::SameLine();
+            std::string label = std::string("CSV: ") + table;
+            if (ImGui::SmallButton(label.c_str())) {
+                std::string path = std::string("msascope-") + table + ".csv";
+                try {
+                    sessions::Reader reader(app.doc().session_path);
+                    std::ofstream out(path);
+                    sessions::write_csv(reader, app.doc().session_run, table, out);
+                    app.set_status("wrote " + path);
+                } catch (const std::exception& e) {
+                    app.set_status(e.what());
+                }
+            }
+        }
+    }
     ImVec2 avail = ImGui::GetContentRegionAvail();
     kernel_table(run, avail.y * 0.30f);
     timeline(run, avail.y * 0.22f);

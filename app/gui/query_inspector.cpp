@@ -18,7 +18,6 @@ void block_bars(const char* label, const std::vector<float>& values, const std::
     ImVec2 p = ImGui::GetCursorScreenPos();
     float w = ImGui::GetContentRegionAvail().x;
     dl->AddRectFilled(p, ImVec2(p.x + w, p.y + height), to_imgui(viz::palette::background));
-    dl->AddText(ImVec2(p.x + 4, p.y + 2), to_imgui(viz::palette::axis), label);
     int n = static_cast<int>(values.size());
     float slot = n ? w / n : w;
     for (int i = 0; i < n; ++i) {
@@ -29,6 +28,10 @@ void block_bars(const char* label, const std::vector<float>& values, const std::
         dl->AddRectFilled(ImVec2(x0, p.y + height * (1 - f)), ImVec2(std::max(x0 + 1, x1), p.y + height), colour);
         if (i == local_block) dl->AddText(ImVec2(x0, p.y + height - 14), IM_COL32(255, 255, 255, 200), "L");
     }
+    // The label last, on a backing, so bars never hide it.
+    ImVec2 ls = ImGui::CalcTextSize(label);
+    dl->AddRectFilled(ImVec2(p.x + 2, p.y + 1), ImVec2(p.x + 8 + ls.x, p.y + 3 + ls.y), IM_COL32(22, 22, 26, 200));
+    dl->AddText(ImVec2(p.x + 5, p.y + 2), to_imgui(viz::palette::text), label);
     ImGui::Dummy(ImVec2(w, height));
     if (ImGui::IsItemHovered() && n) {
         int i = std::clamp(static_cast<int>((ImGui::GetIO().MousePos.x - p.x) / slot), 0, n - 1);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "app/gui/app.h"
 #include "app/gui/panel.h"
@@ -33,6 +34,11 @@ void SessionsBrowser::refresh() {
 
 void SessionsBrowser::draw(App& app, const viz::Rect& r) {
     begin_panel("Sessions", r);
+    if (!pending_.empty() && !app.loader().running()) {
+        std::string path = std::move(pending_);
+        pending_.clear();
+        remember(path);
+    }
     ImGui::SetNextItemWidth(-110);
     bool enter = ImGui::InputTextWithHint("##session path", "session.db", path_, sizeof path_,
                                           ImGuiInputTextFlags_EnterReturnsTrue);

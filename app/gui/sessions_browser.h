@@ -14,6 +14,8 @@ class App;
 class SessionsBrowser {
 public:
     void remember(const std::string& path);  // adds to the file list and lists its runs
+    // For a file a background run is about to create: listed once it exists.
+    void remember_later(const std::string& path) { pending_ = path; }
     void draw(App& app, const viz::Rect& r);
 
 private:
@@ -23,6 +25,7 @@ private:
     int current_ = -1;
     std::vector<sessions::RunSummary> runs_;
     std::string error_;
+    std::string pending_;
 };
 
 }  // namespace msa::gui

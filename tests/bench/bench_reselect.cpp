@@ -1,0 +1,64 @@
+// Re-selection latency: what the GUI does when the user moves the k or sink
+// control: top-k from cached block scores plus recall from the cached dense
+// block mass, for one layer (viz::reselect). Target: under 100 ms at 8K tokens.
+// Inputs are a synthetic-attention layer (viz::synthetic_run) at the shape of
+// SmolLM2-135M (9 query heads, 3 KV heads) unless flags say otherwise.
+//
+//   bench_reselect [--tokens 8192] [--heads 9] [--kv-heads 3] [--block 128] [--repeats 20]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/parallel.h"
+#include "viz/live_selection.h"
+#include "viz/synthetic_attention.h"
+
+int main(int argc, char** argv) {
+    msa::viz::SyntheticOptions options;
+    options.n_tokens = 8192;
+    options.n_layers = 1;
+    options.n_heads = 9;
+    options.n_kv_heads = 3;
+    options.head_dim = 64;
+    options.keep_qkv = false;
+    int repeats = 20;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        std::string flag = argv[i];
+        int value = std::atoi(argv[i + 1]);
+        if (flag == "--tokens") options.n_tokens = value;
+        else if (flag == "--heads") options.n_heads = value;
+        else if (flag == "--kv-heads") options.n_kv_heads = value;
+        else if (flag == "--block") options.config.block = value;
+        else if (flag == "--repeats") repeats = std::max(1, value);
+        else {
+            std::fprintf(stderr, "unknown flag %s\n", argv[i]);
+            return 2;
+        }
+    }
+    options.threads = msa::default_threads();
+    std::fprintf(stderr, "building one synthetic layer: %d tokens, %d/%d heads, B=%d ...\n", options.n_tokens,
+                 options.n_heads, options.n_kv_heads, options.config.block);
+    msa::RunResult run = msa::viz::synthetic_run(options);
+    const msa::LayerCapture& capture = run.captures.at(0);
+
+    std::printf("re-selection at %d tokens (%d blocks, %d groups, %d heads), single thread\n", options.n_tokens,
+                capture.scores.n_blocks, capture.scores.n_groups, capture.mass.n_heads);
+    std::printf("%6s %5s %10s %10s %10s %8s\n", "k", "sink", "median_ms", "min_ms", "max_ms", "recall");
+    for (int sink : {0, 1})
+        for (int k : {4, 8, 16, 32}) {
+            std::vector<double> ms;
+            double recall = 0;
+            for (int r = 0; r < repeats; ++r) {
+                msa::viz::LayerSelectionStats stats = msa::viz::reselect(capture, k, sink, options.config.block);
+                ms.push_back(stats.elapsed_ms);
+                recall = stats.recall_mean;
+            }
+            std::sort(ms.begin(), ms.end());
+            std::printf("%6d %5d %10.2f %10.2f %10.2f %8.3f\n", k, sink, ms[ms.size() / 2], ms.front(), ms.back(), recall);
+        }
+    return 0;
+}

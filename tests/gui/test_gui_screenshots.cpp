@@ -1,0 +1,192 @@
+// The desktop app as a person sees it: msascope renders each view under a
+// virtual X server (xvfb-run) and writes a PNG; these tests read the pixels.
+// Inputs: two synthetic-attention runs saved to a session by the app itself
+// (k=16, and k=4 with the sink forced), so session loading is exercised too.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <stb_image.h>
+
+#include "sessions/session.h"
+#include "viz/colormap.h"
+#include "viz/live_selection.h"
+#include "viz/query_stats.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Png {
+    int w = 0, h = 0;
+    std::vector<unsigned char> rgba;
+    msa::viz::Rgba at(int x, int y) const {
+        const unsigned char* p = &rgba[(static_cast<size_t>(y) * w + x) * 4];
+        return {p[0], p[1], p[2], p[3]};
+    }
+};
+
+Png read_png(const std::string& path) {
+    Png png;
+    int channels = 0;
+    unsigned char* data = stbi_load(path.c_str(), &png.w, &png.h, &channels, 4);
+    if (!data) return png;
+    png.rgba.assign(data, data + static_cast<size_t>(png.w) * png.h * 4);
+    stbi_image_free(data);
+    return png;
+}
+
+double luminance_variance(const Png& png) {
+    double sum = 0, sum2 = 0;
+    size_t n = static_cast<size_t>(png.w) * png.h;
+    for (size_t i = 0; i < n; ++i) {
+        double l = 0.3 * png.rgba[i * 4] + 0.59 * png.rgba[i * 4 + 1] + 0.11 * png.rgba[i * 4 + 2];
+        sum += l;
+        sum2 += l * l;
+    }
+    double mean = sum / n;
+    return sum2 / n - mean * mean;
+}
+
+size_t count_colour(const Png& png, msa::viz::Rgba c, int x0, int y0, int x1, int y1) {
+    size_t n = 0;
+    for (int y = std::max(0, y0); y < std::min(png.h, y1); ++y)
+        for (int x = std::max(0, x0); x < std::min(png.w, x1); ++x) n += png.at(x, y) == c;
+    return n;
+}
+
+class GuiScreenshots : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        if (std::system("command -v xvfb-run > /dev/null 2>&1") != 0) return;
+        dir_ = new fs::path(fs::temp_directory_path() / ("msascope_gui_" + std::to_string(::getpid())));
+        fs::create_directories(*dir_);
+        session_ = (*dir_ / "runs.db").string();
+        ok_ = run_app("--synthetic --synthetic-tokens 4096 --save " + session_, "make_a") == 0 &&
+              run_app("--synthetic --synthetic-tokens 4096 --k 4 --sink 1 --save " + session_, "make_b") == 0;
+    }
+    static void TearDownTestSuite() {
+        if (dir_) fs::remove_all(*dir_);
+        delete dir_;
+        dir_ = nullptr;
+    }
+    // Runs msascope with `args` and a screenshot named `name`; returns its exit status.
+    static int run_app(const std::string& args, const std::string& name) {
+        std::string png = (*dir_ / (name + ".png")).string(), info = (*dir_ / (name + ".json")).string();
+        std::string cmd = "xvfb-run -a -s '-screen 0 1600x1000x24' " + std::string(MSASCOPE_GUI_BINARY) + " " + args +
+                          " --width 1600 --height 1000 --screenshot " + png + " --screenshot-info " + info + " 2> " +
+                          (*dir_ / (name + ".log")).string();
+        return std::system(cmd.c_str());
+    }
+    static Png shot(const std::string& name) { return read_png((*dir_ / (name + ".png")).string()); }
+    static nlohmann::json info(const std::string& name) {
+        std::ifstream in(*dir_ / (name + ".json"));
+        return nlohmann::json::parse(in, nullptr, false);
+    }
+    void SetUp() override {
+        if (!dir_) GTEST_SKIP() << "xvfb-run is not installed";
+        ASSERT_TRUE(ok_) << "msascope could not create the synthetic session in " << *dir_;
+    }
+    static fs::path* dir_;
+    static std::string session_;
+    static bool ok_;
+};
+
+fs::path* GuiScreenshots::dir_ = nullptr;
+std::string GuiScreenshots::session_;
+bool GuiScreenshots::ok_ = false;
+
+TEST_F(GuiScreenshots, EveryViewRendersSomething) {
+    for (const char* view : {"selection", "profile", "compare"}) {
+        std::string name = std::string("view_") + view;
+        ASSERT_EQ(run_app("--session " + session_ + " --run 1 --compare " + session_ + ":2 --view " + view, name), 0)
+            << view;
+        Png png = shot(name);
+        ASSERT_EQ(png.w, 1600) << view;
+        ASSERT_EQ(png.h, 1000) << view;
+        EXPECT_GT(luminance_variance(png), 200.0) << view << " looks blank";
+        EXPECT_EQ(info(name)["page"], view);
+    }
+}
+
+TEST_F(GuiScreenshots, OutlineMarksExactlyTheSelectedBlocks) {
+    const int layer = 2, group = 1, k = 8;
+    ASSERT_EQ(run_app("--session " + session_ + " --run 1 --layer " + std::to_string(layer) + " --group " +
+                          std::to_string(group) + " --k " + std::to_string(k),
+                      "outline"),
+              0);
+    Png png = shot("outline");
+    nlohmann::json shown = info("outline");
+    ASSERT_TRUE(shown.contains("scores_heatmap")) << shown.dump();
+    EXPECT_EQ(shown["layer"], layer);
+    EXPECT_EQ(shown["k"], k);
+    const auto& hm = shown["scores_heatmap"];
+    const int px = static_cast<int>(hm["x"].get<double>()), py = static_cast<int>(hm["y"].get<double>());
+    const int w = static_cast<int>(hm["w"].get<double>()), h = static_cast<int>(hm["h"].get<double>());
+    const double q0 = hm["q0"], q1 = hm["q1"], b0 = hm["b0"], b1 = hm["b1"];
+
+    // The same re-selection the app made, from the same stored scores.
+    msa::sessions::Reader reader(session_);
+    msa::LayerCapture capture = reader.load_capture(1, layer);
+    const int block = shown["block"];
+    msa::viz::LayerSelectionStats live = msa::viz::reselect(capture, k, 0, block);
+    const double rows_per_px = (q1 - q0) / h, px_per_block = w / (b1 - b0);
+    ASSERT_GE(px_per_block, 3.0);
+
+    int checked_selected = 0, checked_unselected = 0;
+    for (int y = 4; y < h - 4; y += 23) {
+        int first = static_cast<int>(std::ceil(q0 + y * rows_per_px)), last = static_cast<int>(std::ceil(q0 + (y + 1) * rows_per_px)) - 1;
+        if (rows_per_px <= 1) first = last = static_cast<int>(std::floor(q0 + (y + 0.5) * rows_per_px));
+        for (int b = static_cast<int>(b0); b < static_cast<int>(b1); ++b) {
+            if (b > first / block) continue;  // keep to cells every query of the pixel row can see
+            int all = 0, none = 0, rows = 0;
+            for (int t = first; t <= last; ++t, ++rows) {
+                bool s = msa::viz::is_selected(live.selection, t, group, b);
+                all += s;
+                none += !s;
+            }
+            // Pixel columns of block b (inner ones, away from anti-aliasing at the edges).
+            int x_left = static_cast<int>(std::ceil((b - b0) * px_per_block - 0.5));
+            int x_right = static_cast<int>(std::ceil((b + 1 - b0) * px_per_block - 0.5)) - 1;
+            if (all == rows) {
+                bool edge = false;
+                for (int dx = -1; dx <= 1; ++dx)
+                    edge |= png.at(px + x_left + dx, py + y) == msa::viz::palette::selected_outline;
+                EXPECT_TRUE(edge) << "query rows " << first << "-" << last << " select block " << b
+                                  << " but its left edge is not outlined";
+                ++checked_selected;
+            } else if (none == rows) {
+                for (int x = x_left + 1; x < x_right; ++x)
+                    EXPECT_NE(png.at(px + x, py + y), msa::viz::palette::selected_outline)
+                        << "block " << b << " is not selected by rows " << first << "-" << last;
+                ++checked_unselected;
+            }
+        }
+    }
+    EXPECT_GT(checked_selected, 20);
+    EXPECT_GT(checked_unselected, 20);
+}
+
+TEST_F(GuiScreenshots, CompareViewShowsTwoHeatmapsAndTheirDifference) {
+    ASSERT_EQ(run_app("--session " + session_ + " --run 1 --compare " + session_ + ":2 --view compare --layer 3",
+                      "compare"),
+              0);
+    Png png = shot("compare");
+    // The compare page's lower half holds three equal columns right of the left panels.
+    const int x0 = 380, x1 = png.w - 10, y0 = png.h / 2, y1 = png.h - 10, col = (x1 - x0) / 3;
+    size_t outline_a = count_colour(png, msa::viz::palette::selected_outline, x0, y0, x0 + col, y1);
+    size_t outline_b = count_colour(png, msa::viz::palette::selected_outline, x0 + col, y0, x0 + 2 * col, y1);
+    size_t both = count_colour(png, msa::viz::palette::both, x0 + 2 * col, y0, x1, y1);
+    size_t only_a = count_colour(png, msa::viz::palette::only_a, x0 + 2 * col, y0, x1, y1);
+    EXPECT_GT(outline_a, 500u) << "no heatmap with selections for run A";
+    EXPECT_GT(outline_b, 500u) << "no heatmap with selections for run B";
+    EXPECT_GT(both, 1000u) << "difference map lacks blocks selected by both runs";
+    EXPECT_GT(only_a, 1000u) << "run A keeps k=16 vs B's k=4: A-only blocks must show";
+}
+
+}  // namespace

@@ -1,0 +1,234 @@
+// viz/: colormap, heatmap rendering (causal mask, selection outline, level of
+// detail), layout and PNG output.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+
+#include "core/msa.h"
+#include "viz/chart.h"
+#include "viz/colormap.h"
+#include "viz/heatmap.h"
+#include "viz/layout.h"
+#include "viz/query_stats.h"
+
+using namespace msa;
+using namespace msa::viz;
+
+namespace {
+
+// Block scores [N, 1, nb] with score = value(t, b) on visible blocks, -inf beyond.
+template <class Fn>
+BlockScores make_scores(int n, int block, Fn value) {
+    BlockScores s;
+    s.n_tokens = n;
+    s.n_groups = 1;
+    s.n_blocks = (n + block - 1) / block;
+    s.values.assign(static_cast<size_t>(n) * s.n_blocks, -std::numeric_limits<float>::infinity());
+    for (int t = 0; t < n; ++t)
+        for (int b = 0; b <= t / block; ++b) s.values[static_cast<size_t>(t) * s.n_blocks + b] = value(t, b);
+    return s;
+}
+
+// A selection that keeps exactly `blocks` (when visible) for every query.
+Selection make_selection(int n, int nb, int block, std::vector<int> blocks) {
+    Selection sel;
+    sel.n_tokens = n;
+    sel.n_groups = 1;
+    sel.slots = static_cast<int>(blocks.size());
+    sel.blocks.assign(static_cast<size_t>(n) * sel.slots, -1);
+    for (int t = 0; t < n; ++t) {
+        int i = 0;
+        for (int b : blocks)
+            if (b <= t / block && b < nb) sel.row(t, 0)[i++] = b;
+    }
+    return sel;
+}
+
+}  // namespace
+
+TEST(Colormap, LightnessRisesMonotonically) {
+    double previous = -1;
+    for (int i = 0; i <= 256; ++i) {
+        double l = cie_lightness(viridis(i / 256.0));
+        EXPECT_GE(l, previous - 0.05) << "at t = " << i / 256.0;  // rounding to 8 bits may wobble by a hair
+        previous = l;
+    }
+    EXPECT_GT(cie_lightness(viridis(1.0)) - cie_lightness(viridis(0.0)), 60.0);
+}
+
+TEST(Colormap, EndsMatchViridisAndClamp) {
+    EXPECT_EQ(viridis(0.0), (Rgba{68, 1, 84, 255}));
+    EXPECT_EQ(viridis(1.0), (Rgba{253, 231, 37, 255}));
+    EXPECT_EQ(viridis(-3.0), viridis(0.0));
+    EXPECT_EQ(viridis(7.0), viridis(1.0));
+    EXPECT_EQ(viridis(NAN), viridis(0.0));
+}
+
+TEST(Colormap, LogRangeNormalizes) {
+    ColorRange r{1e-4, 1.0, ValueScale::log10};
+    EXPECT_NEAR(r.normalize(1e-4), 0.0, 1e-12);
+    EXPECT_NEAR(r.normalize(1e-2), 0.5, 1e-12);
+    EXPECT_NEAR(r.normalize(1.0), 1.0, 1e-12);
+    EXPECT_NEAR(r.value_at(0.5), 1e-2, 1e-12);
+    EXPECT_NEAR(r.normalize(0.0), 0.0, 1e-12);  // zero mass clamps to the floor
+}
+
+TEST(Heatmap, CausalTriangleIsMasked) {
+    const int n = 64, block = 8;
+    BlockScores scores = make_scores(n, block, [](int, int) { return 1.0f; });
+    HeatmapPyramid pyramid(HeatmapSource::from_scores(scores, 0, block));
+    HeatmapStyle style;
+    style.range = {0, 1};
+    // One pixel per query and per block.
+    Image img = render_heatmap(pyramid, nullptr, 0, HeatmapWindow::whole(n, 8), 8, n, style);
+    for (int t = 0; t < n; ++t)
+        for (int b = 0; b < 8; ++b) {
+            if (b <= t / block) EXPECT_EQ(img.at(b, t), viridis(1.0)) << t << "," << b;
+            else EXPECT_EQ(img.at(b, t), palette::masked) << t << "," << b;
+        }
+}
+
+TEST(Heatmap, SelectedBlockShowsOutlineColour) {
+    const int n = 256, block = 16, nb = 16;
+    BlockScores scores = make_scores(n, block, [](int t, int b) { return static_cast<float>((t + b) % 7); });
+    HeatmapPyramid pyramid(HeatmapSource::from_scores(scores, 0, block));
+    Selection sel = make_selection(n, nb, block, {3});
+    HeatmapStyle style;
+    style.range = {0, 6};
+    // 10 pixels per block across, 1 pixel per query: block 3 spans x in [30, 40).
+    Image img = render_heatmap(pyramid, &sel, 0, HeatmapWindow::whole(n, nb), nb * 10, n, style);
+    const int t = 200;  // sees block 3
+    EXPECT_EQ(img.at(30, t), palette::selected_outline);
+    EXPECT_EQ(img.at(39, t), palette::selected_outline);
+    EXPECT_NE(img.at(35, t), palette::selected_outline);  // interior keeps the score colour
+    EXPECT_NE(img.at(55, t), palette::selected_outline);  // block 5 is not selected
+    // Queries that cannot see block 3 (t < 48) have nothing outlined there.
+    EXPECT_EQ(img.at(35, 10), palette::masked);
+    EXPECT_NE(img.at(30, 10), palette::selected_outline);
+}
+
+TEST(Heatmap, LevelOfDetailAggregatesRows) {
+    const int n = 4096, block = 128, nb = 32;
+    // Score 1 only on query rows that are multiples of 64, else 0.
+    BlockScores scores = make_scores(n, block, [](int t, int) { return t % 64 == 0 ? 1.0f : 0.0f; });
+    HeatmapPyramid pyramid(HeatmapSource::from_scores(scores, 0, block));
+    EXPECT_GT(pyramid.levels(), 10);
+    float v = 0;
+    ASSERT_TRUE(pyramid.cell(0, 64, 0, Aggregate::max, v));
+    EXPECT_FLOAT_EQ(v, 1.0f);
+    ASSERT_TRUE(pyramid.cell(0, 64, 0, Aggregate::mean, v));
+    EXPECT_FLOAT_EQ(v, 1.0f / 64);
+    ASSERT_TRUE(pyramid.cell(1, 2, 0, Aggregate::max, v));
+    EXPECT_FLOAT_EQ(v, 0.0f);
+    // Block 31 is visible only from query 3968 on: mean over [3840, 4096) counts only those rows.
+    ASSERT_TRUE(pyramid.cell(3840, 4096, 31, Aggregate::mean, v));
+    EXPECT_FLOAT_EQ(v, 2.0f / 128);
+    EXPECT_FALSE(pyramid.cell(0, 128, 31, Aggregate::max, v));
+
+    // 64 pixel rows over 4096 queries: each pixel covers 64 rows, one of which is 1.
+    HeatmapStyle style;
+    style.range = {0, 1};
+    style.aggregate = Aggregate::max;
+    Image max_img = render_heatmap(pyramid, nullptr, 0, HeatmapWindow::whole(n, nb), nb, 64, style);
+    EXPECT_EQ(max_img.at(0, 40), viridis(1.0));
+    style.aggregate = Aggregate::mean;
+    Image mean_img = render_heatmap(pyramid, nullptr, 0, HeatmapWindow::whole(n, nb), nb, 64, style);
+    EXPECT_EQ(mean_img.at(0, 40), viridis(1.0 / 64));
+}
+
+TEST(Heatmap, ZoomedWindowRendersOnlyItsRange) {
+    const int n = 1024, block = 64, nb = 16;
+    BlockScores scores = make_scores(n, block, [](int, int b) { return static_cast<float>(b); });
+    HeatmapPyramid pyramid(HeatmapSource::from_scores(scores, 0, block));
+    HeatmapStyle style;
+    style.range = {0, 15};
+    HeatmapWindow w{512, 1024, 4, 8};  // queries 512.., blocks 4..7
+    Image img = render_heatmap(pyramid, nullptr, 0, w, 4, 512, style);
+    for (int x = 0; x < 4; ++x) EXPECT_EQ(img.at(x, 300), viridis((4 + x) / 15.0));
+    EXPECT_EQ(w.block_at(2.5, 4, nb), 6);
+    EXPECT_EQ(w.query_at(0, 512, n), 512);
+}
+
+TEST(Heatmap, WindowZoomAndClamp) {
+    HeatmapWindow w = HeatmapWindow::whole(1000, 10);
+    w.zoom(0.5, 0.5, 0.5, 0.5);
+    EXPECT_NEAR(w.q0, 250, 1e-9);
+    EXPECT_NEAR(w.q1, 750, 1e-9);
+    w.pan(10, -10);  // far outside: clamping brings it back
+    w.clamp_to(1000, 10);
+    EXPECT_GE(w.q0, 0);
+    EXPECT_LE(w.b1, 10);
+    EXPECT_NEAR(w.q1 - w.q0, 500, 1e-9);
+}
+
+TEST(Heatmap, SelectionDifferenceColours) {
+    const int n = 128, block = 16, nb = 8;
+    Selection a = make_selection(n, nb, block, {1, 2});
+    Selection b = make_selection(n, nb, block, {2, 3});
+    Image img = render_selection_difference(a, b, 0, block, nb, HeatmapWindow::whole(n, nb), nb, n);
+    EXPECT_EQ(img.at(1, 100), palette::only_a);
+    EXPECT_EQ(img.at(2, 100), palette::both);
+    EXPECT_EQ(img.at(3, 100), palette::only_b);
+    EXPECT_EQ(img.at(7, 10), palette::masked);
+    EXPECT_NEAR(selection_jaccard(a, a), 1.0, 1e-12);
+    EXPECT_LT(selection_jaccard(a, b), 1.0);
+}
+
+TEST(QueryStats, RankFollowsTopKOrder) {
+    const float row[] = {0.5f, 2.0f, 2.0f, -1.0f};
+    EXPECT_EQ(block_rank(row, 4, 1), 1);  // tie: lower id first
+    EXPECT_EQ(block_rank(row, 4, 2), 2);
+    EXPECT_EQ(block_rank(row, 4, 0), 3);
+    EXPECT_EQ(block_rank(row, 3, 3), 0);  // not visible
+    EXPECT_EQ(ranked_blocks(row, 4, 2), (std::vector<int>{1, 2}));
+}
+
+TEST(Layout, PanelsFitAndDoNotOverlap) {
+    for (auto [w, h] : {std::pair{1600.f, 1000.f}, std::pair{1280.f, 720.f}, std::pair{2560.f, 1440.f}}) {
+        AppLayout l = compute_layout(w, h, Page::selection);
+        std::vector<Rect> rects = {l.model, l.controls, l.sessions, l.heatmaps, l.inspector, l.overview};
+        for (size_t i = 0; i < rects.size(); ++i) {
+            EXPECT_GE(rects[i].x, 0);
+            EXPECT_LE(rects[i].right(), w + 0.5f);
+            EXPECT_LE(rects[i].bottom(), h + 0.5f);
+            EXPECT_GT(rects[i].w, 50);
+            EXPECT_GT(rects[i].h, 50);
+            for (size_t j = i + 1; j < rects.size(); ++j) {
+                bool apart = rects[i].right() <= rects[j].x || rects[j].right() <= rects[i].x ||
+                             rects[i].bottom() <= rects[j].y || rects[j].bottom() <= rects[i].y;
+                EXPECT_TRUE(apart) << "panels " << i << " and " << j << " overlap at " << w << "x" << h;
+            }
+        }
+    }
+    Page p;
+    EXPECT_TRUE(parse_page("compare", p));
+    EXPECT_EQ(p, Page::compare);
+    EXPECT_FALSE(parse_page("nonsense", p));
+}
+
+TEST(Chart, TicksAndLabels) {
+    std::vector<double> ticks = nice_ticks(0, 1, 5);  // steps of 1, 2 or 5 x 10^n
+    ASSERT_EQ(ticks.size(), 6u);
+    EXPECT_NEAR(ticks[1], 0.2, 1e-12);
+    EXPECT_NEAR(ticks.back(), 1.0, 1e-12);
+    EXPECT_EQ(log_ticks(2, 2000), (std::vector<double>{10, 100, 1000}));
+    EXPECT_EQ(short_number(4096), "4K");
+    EXPECT_EQ(short_number(1048576), "1M");
+    EXPECT_EQ(short_number(1500), "1500");
+}
+
+TEST(Png, WritesAReadablePngFile) {
+    Image img = legend_bar(8, 32, true);
+    EXPECT_EQ(img.at(0, 0), viridis(1.0));
+    EXPECT_EQ(img.at(0, 31), viridis(0.0));
+    std::string path = ::testing::TempDir() + "msascope_viz_test.png";
+    write_png(img, path);
+    std::ifstream in(path, std::ios::binary);
+    char sig[8] = {};
+    in.read(sig, 8);
+    EXPECT_EQ(std::string(sig + 1, 3), "PNG");
+    std::remove(path.c_str());
+}
