@@ -21,10 +21,11 @@ App::App(const GuiOptions& options) : options_(options) {
         long long id = options.run;
         load("Opening " + path, [path, id](Job&) { return load_session_document(path, id); });
         sessions_.remember(path);
-    } else if (!options.model.empty() && !options.text.empty()) {
+    } else if (!options.model.empty() && (!options.text.empty() || options.needles > 0)) {
         ModelRunRequest request;
         request.model_path = options.model;
         request.text_path = options.text;
+        request.needles = options.text.empty() ? options.needles : 0;
         request.max_tokens = options.max_tokens;
         request.threads = threads_;
         request.save_to = options.save;

@@ -79,22 +79,41 @@ Document synthetic_document(int n_tokens, const MsaConfig& config, int threads, 
 #include <sstream>
 
 #include "core/analysis.h"
+#include "core/needle.h"
 #include "core/errors.h"
 
 namespace msa::gui {
 
 Document model_run_document(const ModelRunRequest& request, const ProgressFn& progress) {
-    std::ifstream in(request.text_path, std::ios::binary);
-    if (!in) throw InputError(request.text_path + ": cannot open the text file");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    std::string text = buffer.str();
+    std::string text;
+    if (request.text_path.empty() == (request.needles <= 0))
+        throw InputError("give a text file or a number of needles (one of them)");
+    if (!request.text_path.empty()) {
+        std::ifstream in(request.text_path, std::ios::binary);
+        if (!in) throw InputError(request.text_path + ": cannot open the text file");
+        std::stringstream buffer;
+        buffer << in.rdbuf();
+        text = buffer.str();
+    }
     if (progress && !progress(0.0, "loading model")) throw std::runtime_error("cancelled");
     Model model = load_model(request.model_path);
     Tokenizer tokenizer(model.vocab);
-    std::vector<int> tokens = tokenizer.encode(text, model.vocab.add_bos);
-    if (static_cast<int>(tokens.size()) > request.max_tokens) tokens.resize(request.max_tokens);
-    if (tokens.size() < 2) throw InputError(request.text_path + ": the text has fewer than 2 tokens");
+    std::vector<int> tokens;
+    std::vector<Needle> needles;
+    if (request.needles > 0) {
+        NeedleDocumentOptions o;
+        o.target_tokens = request.max_tokens;
+        o.n_needles = request.needles;
+        o.seed = request.seed;
+        o.add_bos = model.vocab.add_bos;
+        NeedleDocument generated = make_needle_document(tokenizer, o);
+        tokens = std::move(generated.tokens);
+        needles = std::move(generated.needles);
+    } else {
+        tokens = tokenizer.encode(text, model.vocab.add_bos);
+        if (static_cast<int>(tokens.size()) > request.max_tokens) tokens.resize(request.max_tokens);
+        if (tokens.size() < 2) throw InputError(request.text_path + ": the text has fewer than 2 tokens");
+    }
 
     AnalysisOptions options;
     options.config = request.config;
@@ -103,6 +122,7 @@ Document model_run_document(const ModelRunRequest& request, const ProgressFn& pr
     options.random_control = request.perplexity;
     options.capture = CaptureLevel::full;
     options.progress = progress;
+    options.needles = needles;
     auto run = std::make_shared<RunResult>(analyze(model, tokens, tokenizer.decode(tokens), options));
     if (!request.save_to.empty()) {
         sessions::Writer writer(request.save_to);
@@ -112,7 +132,8 @@ Document model_run_document(const ModelRunRequest& request, const ProgressFn& pr
     doc.token_text.resize(tokens.size());
     for (size_t i = 0; i < tokens.size(); ++i) doc.token_text[i] = tokenizer.token_text(tokens[i]);
     doc.run = std::move(run);
-    doc.source = request.model_path + " + " + request.text_path;
+    doc.source = request.model_path + " + " +
+                 (request.needles > 0 ? std::to_string(request.needles) + "-needle document" : request.text_path);
     return doc;
 }
 

@@ -41,6 +41,8 @@ namespace msa::gui {
 struct ModelRunRequest {
     std::string model_path;
     std::string text_path;
+    int needles = 0;      // > 0 and no text: the generated multi-needle document (core/needle.h)
+    uint64_t seed = 1;
     int max_tokens = 8192;
     MsaConfig config;
     int threads = 1;

@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 
+#include "core/model.h"
+
 namespace msa::gui {
 
 GuiOptions parse_options(int argc, char** argv) {
@@ -10,6 +12,8 @@ GuiOptions parse_options(int argc, char** argv) {
     CLI::App cli{"msascope: see which key blocks MiniMax Sparse Attention selects, what it misses, and what it costs"};
     cli.add_option("--model", o.model, "model file (.gguf or Hugging Face folder)");
     cli.add_option("--text", o.text, "text file to run through the model");
+    cli.add_option("--needles", o.needles,
+                   "run the model (default: the cached SmolLM2) on a generated document with N planted facts");
     cli.add_option("--tokens", o.max_tokens, "keep at most this many tokens of the text")->capture_default_str();
     cli.add_option("--session", o.session, "session file (.db) to open");
     cli.add_option("--run", o.run, "run id in the session (default: the last run)");
@@ -38,6 +42,7 @@ GuiOptions parse_options(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         std::exit(cli.exit(e) == 0 ? 0 : 2);
     }
+    if (o.needles > 0 && o.model.empty()) o.model = default_model_path();
     return o;
 }
 

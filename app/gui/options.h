@@ -7,6 +7,7 @@ namespace msa::gui {
 struct GuiOptions {
     std::string model;            // model file; runs msa::analyze on --text when no --session
     std::string text;             // text file
+    int needles = 0;              // > 0: run on a generated document with this many planted facts
     int max_tokens = 8192;
     std::string session;          // session file to open
     long long run = -1;           // run id in the session (-1: last)
