@@ -188,6 +188,17 @@ void ProfileView::dense_vs_sparse(const RunResult& run, float width, float heigh
     style.colours = {to_imgui(viz::palette::dense_bar), to_imgui(viz::palette::sparse_bar), IM_COL32(90, 170, 230, 255),
                      IM_COL32(255, 190, 90, 255)};
     std::vector<double> values = {dense, sparse, index, sparse + index};
+    if (dense + sparse + index <= 0) {
+        // A CPU run through the CLI times whole forwards, not attention ops:
+        // an all-zero chart would only look like a measurement of nothing.
+        // Same footprint as the chart, so the FLOPs curve beside it keeps its place.
+        ImGui::BeginChild("dense_sparse_empty", ImVec2(width, height));
+        ImGui::TextDisabled("No per-op attention timings in this run (%s backend).", run.backend.c_str());
+        ImGui::TextDisabled("`msascope-cli bench` or `run --backend cuda` record kernels.");
+        ImGui::TextDisabled("Analytic attention FLOPs ratio %.2fx.", run.flops_ratio());
+        ImGui::EndChild();
+        return;
+    }
     style.hi = std::max(1e-9, *std::max_element(values.begin(), values.end()) * 1.1);
     char title[128];
     std::snprintf(title, sizeof title, "time, ms (%s)   speedup %.2fx   analytic FLOPs ratio %.2fx",

@@ -370,6 +370,8 @@ TEST_P(BackendOps, DecodeMatchesReference) {
 }
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) { return info.param.name(); }
+// Without it gtest (and so ctest's test list) prints each case as raw bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name(); }
 
 using S = msa::Scorer;
 // Tiny: fast enough for compute-sanitizer. Small: the edge lengths around a
