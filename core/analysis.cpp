@@ -113,6 +113,18 @@ double needle_hit_rate(const std::vector<LayerCapture>& captures, const std::vec
     return total ? static_cast<double>(hits) / total : NAN;
 }
 
+AttentionFn msa_attention_hook(const ComputeBackend& backend, const MsaConfig& config, int threads) {
+    return [&backend, config, threads](int, const QKV& qkv, const IndexInputs* index, float* out) {
+        IndexInputs free_index;
+        if (config.index == IndexKind::free || !index) {
+            free_index = free_index_inputs(qkv);
+            index = &free_index;
+        }
+        Selection selection = backend.select_blocks(*index, config, nullptr, threads);
+        backend.sparse_attention(qkv, selection, config.block, out, threads);
+    };
+}
+
 RunResult make_run_identity(const Model& model, const std::vector<int>& tokens, const std::string& text,
                             const AnalysisOptions& options) {
     const ModelConfig& mc = model.config;
@@ -213,15 +225,7 @@ RunResult analyze(const Model& model, const std::vector<int>& tokens, const std:
         ForwardOptions o;
         o.threads = options.threads;
         o.progress = stage_progress(1.0);
-        o.attention = [&](int, const QKV& qkv, const IndexInputs* index, float* out) {
-            IndexInputs free_index;
-            if (msa_config.index == IndexKind::free || !index) {
-                free_index = free_index_inputs(qkv);
-                index = &free_index;
-            }
-            Selection selection = backend.select_blocks(*index, msa_config, nullptr, options.threads);
-            backend.sparse_attention(qkv, selection, msa_config.block, out, options.threads);
-        };
+        o.attention = msa_attention_hook(backend, msa_config, options.threads);
         double start = now_ms();
         ForwardResult r = backend.forward(model, tokens, o);
         result.timings.push_back({stage_name, now_ms() - start});

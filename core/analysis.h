@@ -43,6 +43,11 @@ struct AnalysisOptions {
 // Hit rate of needles over captured selections (NaN when there is nothing to count).
 double needle_hit_rate(const std::vector<LayerCapture>& captures, const std::vector<Needle>& needles, int block);
 
+// The attention hook of a forward with MSA in every layer: the index branch
+// (training-free unless the model hands trained index inputs and the config
+// asks for them), top-k, then the main branch, all on `backend`.
+AttentionFn msa_attention_hook(const ComputeBackend& backend, const MsaConfig& config, int threads);
+
 // The identity part of a run (model, text, tokens, config, backend, start
 // time, budget warnings) as analyze() records it, so a session can mark the
 // run as begun before the long work starts.

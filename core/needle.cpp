@@ -1,3 +1,4 @@
+#include "core/analysis.h"
 #include "core/clock.h"
 #include "core/needle.h"
 
@@ -671,15 +672,7 @@ StudyResult run_quality_study(const Model& model, const std::vector<int>& tokens
         ProgressFn inner = scaled_progress(forward_base[i], cost.msa_forward_flops[i]);
         const std::string stage_name = stage.str();
         if (inner) o.progress = [inner, stage_name](double f, const std::string&) { return inner(f, stage_name); };
-        o.attention = [&](int, const QKV& qkv, const IndexInputs* index, float* out) {
-            IndexInputs free_index;
-            if (msa_config.index == IndexKind::free || !index) {
-                free_index = free_index_inputs(qkv);
-                index = &free_index;
-            }
-            Selection selection = backend.select_blocks(*index, msa_config, nullptr, options.threads);
-            backend.sparse_attention(qkv, selection, msa_config.block, out, options.threads);
-        };
+        o.attention = msa_attention_hook(backend, msa_config, options.threads);
         double start = now_ms();
         ForwardResult r = backend.forward(model, tokens, o);
         if (r.cancelled) throw std::runtime_error("cancelled");
