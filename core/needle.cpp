@@ -1,5 +1,3 @@
-#include "core/analysis.h"
-#include "core/clock.h"
 #include "core/needle.h"
 
 #include <algorithm>
@@ -10,7 +8,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/analysis.h"
 #include "core/backend.h"
+#include "core/clock.h"
 #include "core/errors.h"
 #include "core/flops.h"
 
