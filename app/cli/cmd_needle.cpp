@@ -159,10 +159,7 @@ int run_needle(const NeedleArgs& a) {
               << fixed(study.dense_perplexity, 3) << "\n";
     std::cout << "needle hits = share of (layer, group, needle) whose fact block is selected at its question;\n"
                  "answers = needles whose greedy answer is right with MSA in every layer\n";
-    std::cout << "time   ";
-    for (const auto& t : timings) std::cout << " " << t.name << " " << fixed(t.ms / 1000, 1) << " s;";
-    std::cout << "\n";
-    for (const auto& w : warnings) std::cout << "warning: " << w << "\n";
+    print_timings_and_warnings(timings, warnings, std::cout);
     if (session.enabled()) std::cout << "saved to " << session.path() << " as run " << session.run_id() << "\n";
     return 0;
 }

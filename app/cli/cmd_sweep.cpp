@@ -216,10 +216,7 @@ int run_sweep(const SweepArgs& a) {
     std::cout << "\nrecall = dense attention mass on the selected blocks (mean over layers, queries, heads)\n";
     if (with_needles)
         std::cout << "needle hits = share of (layer, group, needle) whose fact block is selected at its question\n";
-    std::cout << "time   ";
-    for (const auto& t : timings) std::cout << " " << t.name << " " << fixed(t.ms / 1000, 1) << " s;";
-    std::cout << "\n";
-    for (const auto& w : warnings) std::cout << "warning: " << w << "\n";
+    print_timings_and_warnings(timings, warnings, std::cout);
     if (session.enabled()) std::cout << "saved to " << session.path() << " as run " << session.run_id() << "\n";
     return 0;
 }

@@ -200,6 +200,14 @@ RunResult study_identity(const Model& model, const std::vector<int>& tokens, con
     return summary;
 }
 
+void print_timings_and_warnings(const std::vector<StageTiming>& timings, const std::vector<std::string>& warnings,
+                                std::ostream& os) {
+    os << "time   ";
+    for (const auto& t : timings) os << " " << t.name << " " << fixed(t.ms / 1000, 1) << " s;";
+    os << "\n";
+    for (const auto& w : warnings) os << "warning: " << w << "\n";
+}
+
 void print_run_report(const RunResult& r, std::ostream& os) {
     const auto& c = r.config;
     os << "model   " << r.model_path << " (" << r.model_config.arch << ", " << r.model_config.n_layers << " layers, "
@@ -232,10 +240,7 @@ void print_run_report(const RunResult& r, std::ostream& os) {
     if (r.flops_ratio() < 1)
         os << ": at this length the index pass and the k*B-token budget cost more than they save";
     os << "\n";
-    os << "time   ";
-    for (const auto& t : r.timings) os << " " << t.name << " " << fixed(t.ms / 1000, 1) << " s;";
-    os << "\n";
-    for (const auto& w : r.warnings) os << "warning: " << w << "\n";
+    print_timings_and_warnings(r.timings, r.warnings, os);
 }
 
 }  // namespace msa::cli

@@ -96,6 +96,10 @@ RunResult study_identity(const Model& model, const std::vector<int>& tokens, con
                          const std::vector<Needle>& needles, const StudyConfig& first, int threads,
                          const ComputeBackend* backend, const std::vector<std::string>& grid_warnings);
 
+// The closing lines of every report: stage times, then warnings.
+void print_timings_and_warnings(const std::vector<StageTiming>& timings, const std::vector<std::string>& warnings,
+                                std::ostream& os);
+
 void print_run_report(const RunResult& result, std::ostream& os);
 
 }  // namespace msa::cli
