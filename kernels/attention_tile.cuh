@@ -51,23 +51,33 @@ struct AttnParams {
     int max_union = 0;        // capacity of the union list in shared memory
 };
 
-template <int D, int WARPS, int KN>
+// MT m16 tiles per warp. MT = 1 keeps the warp's Q fragments in registers (the
+// sparse tile: one token's 16 heads). MT = 2 is FlashAttention-2's 128-row dense
+// tile: every K/V fragment read from shared memory feeds two MMAs instead of
+// one, which is what bounds the MT = 1 tile (shared-memory bandwidth, not the
+// tensor cores); the extra accumulators leave no room for Q in registers, so Q
+// is staged in shared memory once and re-read with ldmatrix per chunk.
+template <int D, int WARPS, int KN, int MT>
 struct AttnSmem {
     static constexpr int kTile = KN * D;                       // bf16 elements
+    static constexpr int kQTile = MT > 1 ? 16 * MT * WARPS * D : 0;
     static size_t bytes(int max_union) {
-        return 2 * kTile * sizeof(bf16) + static_cast<size_t>(max_union) * 8 + 16;
+        return (2 * kTile + kQTile) * sizeof(bf16) + static_cast<size_t>(max_union) * 8 + 16;
     }
 };
 
-template <int D, int WARPS, int KN>
+template <int D, int WARPS, int KN, int MT>
 __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p) {
     constexpr int NT = WARPS * 32;
-    constexpr int ROWS = 16 * WARPS;
+    constexpr int ROWS = 16 * MT * WARPS;
+    constexpr int R = 2 * MT;  // rows per thread
+    constexpr bool kQInSmem = MT > 1;
     static_assert(KN % 16 == 0 && D % 16 == 0, "tile shape");
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bf16* ks = reinterpret_cast<bf16*>(smem_raw);
     bf16* vs = ks + KN * D;
-    int32_t* u_blk = reinterpret_cast<int32_t*>(vs + KN * D);
+    bf16* qs = vs + KN * D;  // [ROWS][D] when kQInSmem
+    int32_t* u_blk = reinterpret_cast<int32_t*>(qs + AttnSmem<D, WARPS, KN, MT>::kQTile);
     uint32_t* u_mask = reinterpret_cast<uint32_t*>(u_blk + p.max_union);
     __shared__ int s_count;
 
@@ -133,33 +143,61 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
     const int item_hi = min(n_items, item_lo + per_split);
     const int n_chunks = sparse ? (item_hi - item_lo) * cpb : (item_hi - item_lo);
 
-    // ---- this thread's two rows -------------------------------------------
-    const int ra = row0 + warp * 16 + lane / 4, rb = ra + 8;
-    const bool va = ra < rows_total, vb = rb < rows_total;
-    const int ta = va ? ra / r : tok_lo, tb = vb ? rb / r : tok_lo;
-    const int pa = p.q_offset + ta, pb = p.q_offset + tb;
-    const int ha = g * r + (va ? ra % r : 0), hb = g * r + (vb ? rb % r : 0);
-    const int bit_a = ta - tok_lo, bit_b = tb - tok_lo;
+    // ---- this thread's rows: i = 2 * mt + (0: lane / 4, 1: lane / 4 + 8) ----
+    // Only the positions live across the key loop; the rest is recomputed where
+    // used, which keeps the 128-row dense tile (MT = 2) within 255 registers.
+    struct RowInfo {
+        bool valid;
+        int tok, head;
+    };
+    auto row_info = [&](int i) {
+        const int rho = row0 + warp * 16 * MT + (i / 2) * 16 + lane / 4 + (i % 2) * 8;
+        const bool ok = rho < rows_total;
+        return RowInfo{ok, ok ? rho / r : tok_lo, g * r + (ok ? rho % r : 0)};
+    };
+    int pos[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) pos[i] = p.q_offset + row_info(i).tok;
 
-    // Q fragments straight from global (read once per CTA).
-    uint32_t qf[D / 16][4];
-    {
-        const bf16* qa = p.q + (static_cast<long>(ta) * p.n_heads + ha) * D;
-        const bf16* qb = p.q + (static_cast<long>(tb) * p.n_heads + hb) * D;
+    // Q: fragments straight from global (MT = 1) or the CTA's rows staged once.
+    uint32_t qf[kQInSmem ? 1 : MT][D / 16][4];
+    if constexpr (kQInSmem) {
+        constexpr int CH = D / 8;
+        for (int c = threadIdx.x; c < ROWS * CH; c += NT) {
+            const int lr = c / CH, ch = c % CH, rho = row0 + lr;
+            const bool ok = rho < rows_total;
+            const bf16* src = p.q + (ok ? (static_cast<long>(rho / r) * p.n_heads + g * r + rho % r) * D + ch * 8 : 0);
+            cp_async16(smem_addr(qs + swz<D>(lr, ch * 8)), src, ok);
+        }
+        cp_async_commit();
+    } else {
         const int c = (lane % 4) * 2;
 #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            qf[kk][0] = va ? load_u32(qa + kk * 16 + c) : 0u;
-            qf[kk][1] = vb ? load_u32(qb + kk * 16 + c) : 0u;
-            qf[kk][2] = va ? load_u32(qa + kk * 16 + 8 + c) : 0u;
-            qf[kk][3] = vb ? load_u32(qb + kk * 16 + 8 + c) : 0u;
+        for (int mt = 0; mt < (kQInSmem ? 1 : MT); ++mt) {
+            const RowInfo ia = row_info(2 * mt), ib = row_info(2 * mt + 1);
+            const bf16* qa = p.q + (static_cast<long>(ia.tok) * p.n_heads + ia.head) * D;
+            const bf16* qb = p.q + (static_cast<long>(ib.tok) * p.n_heads + ib.head) * D;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk) {
+                qf[mt][kk][0] = ia.valid ? load_u32(qa + kk * 16 + c) : 0u;
+                qf[mt][kk][1] = ib.valid ? load_u32(qb + kk * 16 + c) : 0u;
+                qf[mt][kk][2] = ia.valid ? load_u32(qa + kk * 16 + 8 + c) : 0u;
+                qf[mt][kk][3] = ib.valid ? load_u32(qb + kk * 16 + 8 + c) : 0u;
+            }
         }
     }
 
-    float o[D / 8][4];
+    float o[MT][D / 8][4];
 #pragma unroll
-    for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int i = 0; i < D / 8; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
+    float m_run[R], l_run[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) {
+        m_run[i] = -INFINITY;
+        l_run[i] = 0.f;
+    }
 
     auto chunk_range = [&](int i, int& k0, int& k1, uint32_t& mask) {
         if (!sparse) {
@@ -194,19 +232,32 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
         load_tile_async<D, NT>(vs, vbase + min(k0, p.n_kv - 1) * kv_stride, kv_stride, KN, k1 - k0);
         cp_async_commit();
 
-        float s[KN / 8][4];
+        float s[MT][KN / 8][4];
 #pragma unroll
-        for (int j = 0; j < KN / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int j = 0; j < KN / 8; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
+            uint32_t qa[MT][4];
+            if constexpr (kQInSmem) {
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt)
+                    ldmatrix_x4(qa[mt], smem_addr(qs + swz<D>(warp * 16 * MT + mt * 16 + (lane & 15),
+                                                              kk * 16 + (lane >> 4) * 8)));
+            }
 #pragma unroll
             for (int np = 0; np < KN / 16; ++np) {
                 uint32_t b[4];
                 int key = np * 16 + (lane & 7) + ((lane >> 4) << 3);
                 int col = kk * 16 + ((lane >> 3) & 1) * 8;
                 ldmatrix_x4(b, smem_addr(ks + swz<D>(key, col)));
-                mma_16816(s[2 * np], qf[kk], b[0], b[1]);
-                mma_16816(s[2 * np + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    const uint32_t(&a)[4] = kQInSmem ? qa[mt] : qf[kQInSmem ? 0 : mt][kk];
+                    mma_16816(s[mt][2 * np], a, b[0], b[1]);
+                    mma_16816(s[mt][2 * np + 1], a, b[2], b[3]);
+                }
             }
         }
 
@@ -214,50 +265,58 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
         const bool need_mask = (k0 + KN > k1) || (k1 - 1 > pos_lo) || ((mask & full_mask) != full_mask);
         // Dense CTAs may span 64 tokens: membership bits exist only in sparse mode
         // (<= 32 tokens), and a shift by >= 32 would read as "not selected".
-        const bool in_a = !sparse || ((mask >> bit_a) & 1u), in_b = !sparse || ((mask >> bit_b) & 1u);
-        float mx_a = -INFINITY, mx_b = -INFINITY;
+        float corr[R];
 #pragma unroll
-        for (int j = 0; j < KN / 8; ++j) {
+        for (int mt = 0; mt < MT; ++mt) {
+            const int ia = 2 * mt, ib = 2 * mt + 1;
+            const bool in_a = !sparse || ((mask >> (pos[ia] - pos_lo)) & 1u);
+            const bool in_b = !sparse || ((mask >> (pos[ib] - pos_lo)) & 1u);
+            float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                float x = s[j][e] * p.scale_log2;
-                if (need_mask) {
-                    int key = k0 + j * 8 + (lane % 4) * 2 + (e & 1);
-                    bool ok = key < k1 && (e < 2 ? (in_a && key <= pa) : (in_b && key <= pb));
-                    x = ok ? x : -INFINITY;
+            for (int j = 0; j < KN / 8; ++j) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float x = s[mt][j][e];  // raw q.k: the scale is folded into exp2's FMA below
+                    if (need_mask) {
+                        int key = k0 + j * 8 + (lane % 4) * 2 + (e & 1);
+                        bool ok = key < k1 && (e < 2 ? (in_a && key <= pos[ia]) : (in_b && key <= pos[ib]));
+                        x = ok ? x : -INFINITY;
+                    }
+                    s[mt][j][e] = x;
                 }
-                s[j][e] = x;
+                mx_a = fmaxf(mx_a, fmaxf(s[mt][j][0], s[mt][j][1]));
+                mx_b = fmaxf(mx_b, fmaxf(s[mt][j][2], s[mt][j][3]));
             }
-            mx_a = fmaxf(mx_a, fmaxf(s[j][0], s[j][1]));
-            mx_b = fmaxf(mx_b, fmaxf(s[j][2], s[j][3]));
-        }
-        mx_a = quad_max(mx_a);
-        mx_b = quad_max(mx_b);
-        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-        // A row with nothing visible yet keeps m = -inf; use 0 as the reference so
-        // exp2(-inf - ref) = 0 instead of NaN.
-        const float ref_a = mn_a == -INFINITY ? 0.f : mn_a, ref_b = mn_b == -INFINITY ? 0.f : mn_b;
-        const float c_a = exp2f(m_a - ref_a), c_b = exp2f(m_b - ref_b);
-        m_a = mn_a;
-        m_b = mn_b;
-        float sum_a = 0.f, sum_b = 0.f;
+            // scale_log2 > 0 (checked at launch), so max(x) * scale = max(x * scale).
+            mx_a = quad_max(mx_a) * p.scale_log2;
+            mx_b = quad_max(mx_b) * p.scale_log2;
+            const float mn_a = fmaxf(m_run[ia], mx_a), mn_b = fmaxf(m_run[ib], mx_b);
+            // A row with nothing visible yet keeps m = -inf; use 0 as the reference so
+            // exp2(-inf - ref) = 0 instead of NaN.
+            const float ref_a = mn_a == -INFINITY ? 0.f : mn_a, ref_b = mn_b == -INFINITY ? 0.f : mn_b;
+            corr[ia] = exp2f(m_run[ia] - ref_a);
+            corr[ib] = exp2f(m_run[ib] - ref_b);
+            m_run[ia] = mn_a;
+            m_run[ib] = mn_b;
+            float sum_a = 0.f, sum_b = 0.f;
 #pragma unroll
-        for (int j = 0; j < KN / 8; ++j) {
-            s[j][0] = exp2f(s[j][0] - ref_a);
-            s[j][1] = exp2f(s[j][1] - ref_a);
-            s[j][2] = exp2f(s[j][2] - ref_b);
-            s[j][3] = exp2f(s[j][3] - ref_b);
-            sum_a += s[j][0] + s[j][1];
-            sum_b += s[j][2] + s[j][3];
-        }
-        l_a = l_a * c_a + sum_a;
-        l_b = l_b * c_b + sum_b;
+            for (int j = 0; j < KN / 8; ++j) {
+                s[mt][j][0] = exp2f(fmaf(s[mt][j][0], p.scale_log2, -ref_a));
+                s[mt][j][1] = exp2f(fmaf(s[mt][j][1], p.scale_log2, -ref_a));
+                s[mt][j][2] = exp2f(fmaf(s[mt][j][2], p.scale_log2, -ref_b));
+                s[mt][j][3] = exp2f(fmaf(s[mt][j][3], p.scale_log2, -ref_b));
+                sum_a += s[mt][j][0] + s[mt][j][1];
+                sum_b += s[mt][j][2] + s[mt][j][3];
+            }
+            l_run[ia] = l_run[ia] * corr[ia] + sum_a;
+            l_run[ib] = l_run[ib] * corr[ib] + sum_b;
 #pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-            o[j][0] *= c_a;
-            o[j][1] *= c_a;
-            o[j][2] *= c_b;
-            o[j][3] *= c_b;
+            for (int j = 0; j < D / 8; ++j) {
+                o[mt][j][0] *= corr[ia];
+                o[mt][j][1] *= corr[ia];
+                o[mt][j][2] *= corr[ib];
+                o[mt][j][3] *= corr[ib];
+            }
         }
 
         cp_async_wait<0>();
@@ -272,49 +331,57 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
 
 #pragma unroll
         for (int kk = 0; kk < KN / 16; ++kk) {
-            uint32_t a[4];
-            a[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-            a[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-            a[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            a[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+                a[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                a[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                a[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                a[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+            }
 #pragma unroll
             for (int dp = 0; dp < D / 16; ++dp) {
                 uint32_t b[4];
                 int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
                 int col = dp * 16 + (lane >> 4) * 8;
                 ldmatrix_x4_trans(b, smem_addr(vs + swz<D>(key, col)));
-                mma_16816(o[2 * dp], a, b[0], b[1]);
-                mma_16816(o[2 * dp + 1], a, b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    mma_16816(o[mt][2 * dp], a[mt], b[0], b[1]);
+                    mma_16816(o[mt][2 * dp + 1], a[mt], b[2], b[3]);
+                }
             }
         }
     }
 
     // ---- epilogue ------------------------------------------------------------
-    l_a = quad_sum(l_a);
-    l_b = quad_sum(l_b);
     const int c = (lane % 4) * 2;
-    if (p.n_splits == 1) {
-        const float ia = l_a > 0.f ? 1.f / l_a : 0.f, ib = l_b > 0.f ? 1.f / l_b : 0.f;
-        bf16* oa = p.out + (static_cast<long>(ta) * p.n_heads + ha) * D;
-        bf16* ob = p.out + (static_cast<long>(tb) * p.n_heads + hb) * D;
 #pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-            if (va) *reinterpret_cast<uint32_t*>(oa + j * 8 + c) = pack_bf16(o[j][0] * ia, o[j][1] * ia);
-            if (vb) *reinterpret_cast<uint32_t*>(ob + j * 8 + c) = pack_bf16(o[j][2] * ib, o[j][3] * ib);
-        }
-    } else {
-        const long nrows = static_cast<long>(p.n_q) * p.n_heads;
-        const long ga = static_cast<long>(ta) * p.n_heads + ha, gb = static_cast<long>(tb) * p.n_heads + hb;
-        float* po = p.part_o + blockIdx.z * nrows * D;
-        float* pml = p.part_ml + blockIdx.z * nrows * 2;
+    for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-            if (va) *reinterpret_cast<float2*>(po + ga * D + j * 8 + c) = make_float2(o[j][0], o[j][1]);
-            if (vb) *reinterpret_cast<float2*>(po + gb * D + j * 8 + c) = make_float2(o[j][2], o[j][3]);
-        }
-        if (lane % 4 == 0) {
-            if (va) *reinterpret_cast<float2*>(pml + ga * 2) = make_float2(m_a, l_a);
-            if (vb) *reinterpret_cast<float2*>(pml + gb * 2) = make_float2(m_b, l_b);
+        for (int half = 0; half < 2; ++half) {
+            const int ri = 2 * mt + half;
+            const float l = quad_sum(l_run[ri]);  // all 32 lanes shuffle: before any skip
+            const RowInfo info = row_info(ri);
+            if (!info.valid) continue;
+            const long grow = static_cast<long>(info.tok) * p.n_heads + info.head;
+            if (p.n_splits == 1) {
+                const float inv = l > 0.f ? 1.f / l : 0.f;
+                bf16* orow = p.out + grow * D;
+#pragma unroll
+                for (int j = 0; j < D / 8; ++j)
+                    *reinterpret_cast<uint32_t*>(orow + j * 8 + c) =
+                        pack_bf16(o[mt][j][2 * half] * inv, o[mt][j][2 * half + 1] * inv);
+            } else {
+                const long nrows = static_cast<long>(p.n_q) * p.n_heads;
+                float* po = p.part_o + blockIdx.z * nrows * D;
+                float* pml = p.part_ml + blockIdx.z * nrows * 2;
+#pragma unroll
+                for (int j = 0; j < D / 8; ++j)
+                    *reinterpret_cast<float2*>(po + grow * D + j * 8 + c) =
+                        make_float2(o[mt][j][2 * half], o[mt][j][2 * half + 1]);
+                if (lane % 4 == 0) *reinterpret_cast<float2*>(pml + grow * 2) = make_float2(m_run[ri], l);
+            }
         }
     }
 }
@@ -350,13 +417,13 @@ __global__ void attn_combine_kernel(const float* part_o, const float* part_ml, b
 
 namespace msa::kern {
 
-// Launches attn_fwd_kernel<D, WARPS, KN> over (row tiles, groups, splits) and,
+// Launches attn_fwd_kernel<D, WARPS, KN, MT> over (row tiles, groups, splits) and,
 // with splits, the combine. part buffers must hold n_splits * n_q * Hq * (D + 2) floats.
-template <int D, int WARPS, int KN>
+template <int D, int WARPS, int KN, int MT = 1>
 void launch_attention_tile(AttnParams p, cudaStream_t stream) {
-    constexpr int ROWS = 16 * WARPS;
-    size_t smem = AttnSmem<D, WARPS, KN>::bytes(p.max_union);
-    auto kernel = attn_fwd_kernel<D, WARPS, KN>;
+    constexpr int ROWS = 16 * MT * WARPS;
+    size_t smem = AttnSmem<D, WARPS, KN, MT>::bytes(p.max_union);
+    auto kernel = attn_fwd_kernel<D, WARPS, KN, MT>;
     MSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     long rows = static_cast<long>(p.n_q) * p.group;
     dim3 grid(static_cast<unsigned>((rows + ROWS - 1) / ROWS), p.n_kv_heads, p.n_splits);

@@ -11,11 +11,9 @@
 namespace msa::kern {
 
 namespace {
-// Prefill tile: 4 warps x 16 rows, 64-key chunks (32 KiB of K/V staging for
-// d = 128). Rows are (token, head-of-group) so with r = 16 a CTA covers 4 tokens
-// of 16 heads and one K/V chunk feeds 64 rows, like FlashAttention-2's 4-warp
-// tile of one head. MSA_DENSE_WARPS=8 selects the 128-row variant (kept to
-// measure, see NOTES_cuda.md).
+// 64-key chunks (32 KiB of K/V staging for d = 128). Rows are (token,
+// head-of-group), so with r = 16 a 128-row CTA covers 8 tokens of 16 heads and
+// one K/V chunk feeds all 128 rows.
 constexpr int kKN = 64;
 constexpr int kMaxSplits = 256;
 
@@ -36,11 +34,39 @@ int choose_splits(const DenseAttentionOp& op) {
     return static_cast<int>(std::max(1L, std::min<long>({want, chunks / 4 + 1, kMaxSplits})));
 }
 
+// Prefill tiles: 4 warps x 2 m-tiles (128 rows, FlashAttention-2's tile) by
+// default; MSA_DENSE_TILE=4x2k32 (32-key chunks) | 4x1 | 8x1 selects the 64- and 128-row one-m-tile
+// variants kept to measure (NOTES_cuda.md). Decode (splits) keeps 4x1: its few
+// rows would leave most of a 128-row tile empty.
+enum class DenseTile { w4m2, w4m2k32, w4m1, w8m1 };
+DenseTile dense_tile(int n_splits) {
+    static const DenseTile forced = [] {
+        const char* e = std::getenv("MSA_DENSE_TILE");
+        if (e && std::string(e) == "4x1") return DenseTile::w4m1;
+        if (e && std::string(e) == "8x1") return DenseTile::w8m1;
+        if (e && std::string(e) == "4x2k32") return DenseTile::w4m2k32;
+        return DenseTile::w4m2;
+    }();
+    return n_splits > 1 ? DenseTile::w4m1 : forced;
+}
+
+template <int D>
+void dispatch(const AttnParams& p, cudaStream_t stream) {
+    switch (dense_tile(p.n_splits)) {
+        case DenseTile::w4m1: launch_attention_tile<D, 4, kKN, 1>(p, stream); break;
+        case DenseTile::w8m1: launch_attention_tile<D, 8, kKN, 1>(p, stream); break;
+        case DenseTile::w4m2k32: launch_attention_tile<D, 4, 32, 2>(p, stream); break;
+        default: launch_attention_tile<D, 4, kKN, 2>(p, stream); break;
+    }
+}
+
 void check(const DenseAttentionOp& op) {
     if (op.head_dim != 64 && op.head_dim != 128)
         throw InputError("cuda attention: head_dim " + std::to_string(op.head_dim) + " not supported (64 or 128)");
     if (op.n_kv_heads <= 0 || op.n_heads % op.n_kv_heads != 0)
         throw InputError("cuda attention: n_heads must be a multiple of n_kv_heads");
+    // The kernel takes the row max before scaling (one FMA per score instead of two ops).
+    if (!(op.scale > 0.f)) throw InputError("cuda attention: softmax scale must be positive");
 }
 }  // namespace
 
@@ -73,21 +99,10 @@ void dense_attention_launch(const DenseAttentionOp& op, cudaStream_t stream) {
         p.part_o = static_cast<float*>(op.scratch);
         p.part_ml = p.part_o + static_cast<size_t>(p.n_splits) * op.n_q * op.n_heads * op.head_dim;
     }
-    static const int warps = [] {
-        const char* e = std::getenv("MSA_DENSE_WARPS");
-        return (e && std::atoi(e) == 8) ? 8 : 4;
-    }();
-    if (op.head_dim == 128) {
-        if (warps == 8)
-            launch_attention_tile<128, 8, kKN>(p, stream);
-        else
-            launch_attention_tile<128, 4, kKN>(p, stream);
-    } else {
-        if (warps == 8)
-            launch_attention_tile<64, 8, kKN>(p, stream);
-        else
-            launch_attention_tile<64, 4, kKN>(p, stream);
-    }
+    if (op.head_dim == 128)
+        dispatch<128>(p, stream);
+    else
+        dispatch<64>(p, stream);
 }
 
 }  // namespace msa::kern

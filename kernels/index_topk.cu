@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <climits>
+#include <cstdlib>
 #include <string>
 
 #include "core/errors.h"
@@ -49,13 +50,19 @@ __device__ void write_selection(int32_t* out, int slots, int local, int k_top, i
     for (; n < slots; ++n) out[n] = -1;
 }
 
-template <int D, int WARPS, int KN>
+// MT m16 tiles per warp: each K fragment read from shared memory feeds MT MMAs,
+// which is what bounds this kernel at MT = 1 (one ldmatrix.x4 per two MMAs
+// saturates the SM's 128 B/clk of shared-memory bandwidth before the tensor
+// cores). Measured alternatives are in tests/bench/NOTES_cuda.md.
+template <int D, int WARPS, int KN, int MT, int STAGES>
 __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParams p) {
+    static_assert(STAGES >= 2, "at least double buffering");
     constexpr int NT = WARPS * 32;
-    constexpr int ROWS = 16 * WARPS;
+    constexpr int ROWS = 16 * MT * WARPS;
+    constexpr int R = 2 * MT;  // rows per thread
     extern __shared__ __align__(128) unsigned char smem_raw[];
-    bf16* kt = reinterpret_cast<bf16*>(smem_raw);  // 2 stages of [KN][D]
-    float* cand_s = reinterpret_cast<float*>(kt + 2 * KN * D);
+    bf16* kt = reinterpret_cast<bf16*>(smem_raw);  // STAGES stages of [KN][D]
+    float* cand_s = reinterpret_cast<float*>(kt + STAGES * KN * D);
     int32_t* cand_i = reinterpret_cast<int32_t*>(cand_s + ROWS * p.cand_cap);
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -66,29 +73,41 @@ __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParam
     const int row0 = tile * ROWS;
     const int tok_hi = (min(row0 + ROWS, rows_total) - 1) / gpk;
     const int pos_hi = p.q_offset + tok_hi;
+    const int pos_lo = p.q_offset + row0 / gpk;
     const long kstride = static_cast<long>(p.n_key_heads) * D;
     const bf16* kbase = p.k + static_cast<long>(kh) * D;
 
-    // Rows of this thread.
-    const int lr_a = warp * 16 + lane / 4, lr_b = lr_a + 8;
-    const int ra = row0 + lr_a, rb = row0 + lr_b;
-    const bool va = ra < rows_total, vb = rb < rows_total;
-    const int ta = va ? ra / gpk : 0, tb = vb ? rb / gpk : 0;
-    const int ga = kh * gpk + (va ? ra % gpk : 0), gb = kh * gpk + (vb ? rb % gpk : 0);
-    const int pa = p.q_offset + ta, pb = p.q_offset + tb;
-    const int loc_a = pa / p.block, loc_b = pb / p.block;
+    // Rows of this thread: r = 2 * mt + (0: lane / 4, 1: lane / 4 + 8) of m-tile mt.
+    int lrow[R], tok[R], grp[R], pos[R], loc[R], cap[R], cnt[R];
+    bool valid[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        lrow[r] = warp * 16 * MT + (r / 2) * 16 + lane / 4 + (r % 2) * 8;
+        const int row = row0 + lrow[r];
+        valid[r] = row < rows_total;
+        tok[r] = valid[r] ? row / gpk : 0;
+        grp[r] = kh * gpk + (valid[r] ? row % gpk : 0);
+        pos[r] = p.q_offset + tok[r];
+        loc[r] = pos[r] / p.block;
+        cap[r] = max(0, p.k_top - forced_count(loc[r], p.sink));
+        cnt[r] = 0;
+    }
 
-    uint32_t qf[D / 16][4];
+    uint32_t qf[MT][D / 16][4];
     {
-        const bf16* qa = p.q + (static_cast<long>(ta) * p.n_groups + ga) * D;
-        const bf16* qb = p.q + (static_cast<long>(tb) * p.n_groups + gb) * D;
         const int c = (lane % 4) * 2;
 #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            qf[kk][0] = va ? load_u32(qa + kk * 16 + c) : 0u;
-            qf[kk][1] = vb ? load_u32(qb + kk * 16 + c) : 0u;
-            qf[kk][2] = va ? load_u32(qa + kk * 16 + 8 + c) : 0u;
-            qf[kk][3] = vb ? load_u32(qb + kk * 16 + 8 + c) : 0u;
+        for (int mt = 0; mt < MT; ++mt) {
+            const int ra = 2 * mt, rb = 2 * mt + 1;
+            const bf16* qa = p.q + (static_cast<long>(tok[ra]) * p.n_groups + grp[ra]) * D;
+            const bf16* qb = p.q + (static_cast<long>(tok[rb]) * p.n_groups + grp[rb]) * D;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk) {
+                qf[mt][kk][0] = valid[ra] ? load_u32(qa + kk * 16 + c) : 0u;
+                qf[mt][kk][1] = valid[rb] ? load_u32(qb + kk * 16 + c) : 0u;
+                qf[mt][kk][2] = valid[ra] ? load_u32(qa + kk * 16 + 8 + c) : 0u;
+                qf[mt][kk][3] = valid[rb] ? load_u32(qb + kk * 16 + 8 + c) : 0u;
+            }
         }
     }
 
@@ -99,45 +118,56 @@ __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParam
     const int b_hi = min(b_last + 1, b_lo + per);  // exclusive
     const int cpb = (p.block + KN - 1) / KN;
     const int n_chunks = (b_hi - b_lo) * cpb;
-    const int cap_a = max(0, p.k_top - forced_count(loc_a, p.sink));
-    const int cap_b = max(0, p.k_top - forced_count(loc_b, p.sink));
-    int cnt_a = 0, cnt_b = 0;
     const bool lead = (lane % 4) == 0;
+    const float empty = p.pool == 0 ? -INFINITY : 0.f;
 
     auto chunk_keys = [&](int i, int& k0, int& k1) {
         int b = b_lo + i / cpb, sub = i % cpb;
         k0 = b * p.block + sub * KN;
         k1 = min(min(b * p.block + p.block, p.n_kv), k0 + KN);
     };
-    if (n_chunks > 0) {
-        int k0, k1;
-        chunk_keys(0, k0, k1);
-        load_tile_async<D, NT>(kt, kbase + max(0, min(k0, p.n_kv - 1)) * kstride, kstride, KN, k1 - k0);
+    // STAGES - 1 chunks in flight ahead of the one being scored. Every step
+    // commits a group, empty or not, so that wait_group<STAGES - 2> always means
+    // "chunk i has landed".
+    auto load_chunk = [&](int i) {
+        if (i < n_chunks) {
+            int k0, k1;
+            chunk_keys(i, k0, k1);
+            load_tile_async<D, NT>(kt + (i % STAGES) * KN * D, kbase + max(0, min(k0, p.n_kv - 1)) * kstride,
+                                   kstride, KN, k1 - k0);
+        }
         cp_async_commit();
-    }
-    float acc_a = p.pool == 0 ? -INFINITY : 0.f, acc_b = acc_a;
+    };
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) load_chunk(s);
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] = empty;
 
-    auto finish_block = [&](int b, float acc, int pos, int loc, int t, int g, bool valid, int lr, int cap, int& cnt) {
-        if (!valid || !lead) return;
-        const bool visible = b <= loc;
+    // The scale is applied once per pooled score, not per token score: for
+    // max-pooling scale * max(x) rounds exactly like max(scale * x) (scale > 0
+    // and rounding are monotonic); for mean-pooling the difference is rounding.
+    auto finish_block = [&](int b, float pooled, int r) {
+        if (!valid[r] || !lead) return;
+        const bool visible = b <= loc[r];
         float score = -INFINITY;
         if (visible) {
             if (p.pool == 0) {
-                score = acc;
+                score = pooled * p.scale;
             } else {
-                int cntk = min(min(b * p.block + p.block, p.n_kv), pos + 1) - b * p.block;
-                score = acc / static_cast<float>(max(cntk, 1));
+                int cntk = min(min(b * p.block + p.block, p.n_kv), pos[r] + 1) - b * p.block;
+                score = pooled * p.scale / static_cast<float>(max(cntk, 1));
             }
         }
-        if (p.scores) p.scores[(static_cast<long>(t) * p.n_groups + g) * p.nb + b] = score;
-        if (p.sel && visible && b < loc && !(p.sink && b == 0) && cap > 0) {
-            float* cs = cand_s + lr * p.cand_cap;
-            int32_t* ci = cand_i + lr * p.cand_cap;
+        if (p.scores) p.scores[(static_cast<long>(tok[r]) * p.n_groups + grp[r]) * p.nb + b] = score;
+        if (p.sel && visible && b < loc[r] && !(p.sink && b == 0) && cap[r] > 0) {
+            float* cs = cand_s + lrow[r] * p.cand_cap;
+            int32_t* ci = cand_i + lrow[r] * p.cand_cap;
             int at;
-            if (cnt < cap) {
-                at = cnt++;
-            } else if (score > cs[cap - 1]) {
-                at = cap - 1;
+            if (cnt[r] < cap[r]) {
+                at = cnt[r]++;
+            } else if (score > cs[cap[r] - 1]) {
+                at = cap[r] - 1;
             } else {
                 return;
             }
@@ -154,22 +184,18 @@ __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParam
     for (int i = 0; i < n_chunks; ++i) {
         int k0, k1;
         chunk_keys(i, k0, k1);
-        if (i + 1 < n_chunks) {
-            int n0, n1;
-            chunk_keys(i + 1, n0, n1);
-            load_tile_async<D, NT>(kt + ((i + 1) & 1) * KN * D, kbase + max(0, min(n0, p.n_kv - 1)) * kstride,
-                                   kstride, KN, n1 - n0);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        cp_async_wait<STAGES - 2>();
+        // One barrier per chunk: chunk i is visible to all, and every warp is
+        // done with chunk i - 1, whose stage the next load overwrites.
         __syncthreads();
-        const bf16* ks = kt + (i & 1) * KN * D;
+        load_chunk(i + STAGES - 1);
+        const bf16* ks = kt + (i % STAGES) * KN * D;
 
-        float s[KN / 8][4];
+        float s[MT][KN / 8][4];
 #pragma unroll
-        for (int j = 0; j < KN / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int j = 0; j < KN / 8; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
 #pragma unroll
@@ -178,56 +204,55 @@ __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParam
                 int key = np * 16 + (lane & 7) + ((lane >> 4) << 3);
                 int col = kk * 16 + ((lane >> 3) & 1) * 8;
                 ldmatrix_x4(b, smem_addr(ks + swz<D>(key, col)));
-                mma_16816(s[2 * np], qf[kk], b[0], b[1]);
-                mma_16816(s[2 * np + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    mma_16816(s[mt][2 * np], qf[mt][kk], b[0], b[1]);
+                    mma_16816(s[mt][2 * np + 1], qf[mt][kk], b[2], b[3]);
+                }
             }
         }
+        // Only chunks reaching past the CTA's first position or short of KN keys
+        // need the per-key test; elsewhere pooling is one max/add per score.
+        const bool need_mask = (k1 - k0 < KN) || (k1 - 1 > pos_lo);
 #pragma unroll
-        for (int j = 0; j < KN / 8; ++j) {
+        for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                int key = k0 + j * 8 + (lane % 4) * 2 + (e & 1);
-                bool ok = key < k1 && key <= (e < 2 ? pa : pb);
-                float x = s[j][e] * p.scale;
-                if (p.pool == 0) {
-                    x = ok ? x : -INFINITY;
-                    if (e < 2) acc_a = fmaxf(acc_a, x); else acc_b = fmaxf(acc_b, x);
-                } else {
-                    x = ok ? x : 0.f;
-                    if (e < 2) acc_a += x; else acc_b += x;
+            for (int j = 0; j < KN / 8; ++j) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int r = 2 * mt + (e >> 1);
+                    float x = s[mt][j][e];
+                    if (need_mask) {
+                        int key = k0 + j * 8 + (lane % 4) * 2 + (e & 1);
+                        bool ok = key < k1 && key <= pos[r];
+                        x = ok ? x : empty;
+                    }
+                    acc[r] = p.pool == 0 ? fmaxf(acc[r], x) : acc[r] + x;
                 }
             }
         }
         if ((i + 1) % cpb == 0) {
             const int b = b_lo + i / cpb;
-            if (p.pool == 0) {
-                acc_a = quad_max(acc_a);
-                acc_b = quad_max(acc_b);
-            } else {
-                acc_a = quad_sum(acc_a);
-                acc_b = quad_sum(acc_b);
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                acc[r] = p.pool == 0 ? quad_max(acc[r]) : quad_sum(acc[r]);
+                finish_block(b, acc[r], r);
+                acc[r] = empty;
             }
-            finish_block(b, acc_a, pa, loc_a, ta, ga, va, lr_a, cap_a, cnt_a);
-            finish_block(b, acc_b, pb, loc_b, tb, gb, vb, lr_b, cap_b, cnt_b);
-            acc_a = acc_b = (p.pool == 0 ? -INFINITY : 0.f);
         }
-        __syncthreads();  // the stage just read is refilled two chunks later
     }
+    cp_async_wait<0>();
 
     if (!lead) return;
-    if (p.scores && blockIdx.z == gridDim.z - 1) {
-        for (int b = b_hi; b < p.nb; ++b) {
-            if (va) p.scores[(static_cast<long>(ta) * p.n_groups + ga) * p.nb + b] = -INFINITY;
-            if (vb) p.scores[(static_cast<long>(tb) * p.n_groups + gb) * p.nb + b] = -INFINITY;
-        }
-    }
-    if (p.sel) {
-        if (va)
-            write_selection(p.sel + (static_cast<long>(ta) * p.n_groups + ga) * p.slots, p.slots, loc_a, p.k_top,
-                            p.sink, cand_i + lr_a * p.cand_cap, cnt_a);
-        if (vb)
-            write_selection(p.sel + (static_cast<long>(tb) * p.n_groups + gb) * p.slots, p.slots, loc_b, p.k_top,
-                            p.sink, cand_i + lr_b * p.cand_cap, cnt_b);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        if (!valid[r]) continue;
+        const long row_off = static_cast<long>(tok[r]) * p.n_groups + grp[r];
+        if (p.scores && blockIdx.z == gridDim.z - 1)
+            for (int b = b_hi; b < p.nb; ++b) p.scores[row_off * p.nb + b] = -INFINITY;
+        if (p.sel)
+            write_selection(p.sel + row_off * p.slots, p.slots, loc[r], p.k_top, p.sink,
+                            cand_i + lrow[r] * p.cand_cap, cnt[r]);
     }
 }
 
@@ -375,8 +400,46 @@ bool needs_score_buffer(const IndexTopkOp& op) {
     return op.pool == IndexPool::quest || op.pool == IndexPool::random || use_decode_path(op);
 }
 
+template <int D, int MT, int STAGES>
+void launch_fused_tile(const IndexParams& p, int rows, int n_key_heads, int n_splits, cudaStream_t stream) {
+    constexpr int ROWS = 16 * MT * kWarps;
+    size_t smem = STAGES * kKN * D * sizeof(bf16) + static_cast<size_t>(ROWS) * p.cand_cap * 8;
+    auto kernel = index_topk_kernel<D, kWarps, kKN, MT, STAGES>;
+    MSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    dim3 grid((rows + ROWS - 1) / ROWS, n_key_heads, n_splits);
+    kernel<<<grid, kWarps * 32, smem, stream>>>(p);
+    MSA_CUDA_CHECK(cudaGetLastError());
+}
+
+int env_int(const char* name) {
+    const char* e = std::getenv(name);
+    return e ? std::atoi(e) : 0;
+}
+
+// Tile: m16 tiles per warp (MT) and cp.async stages. Measured on the H100
+// (NOTES_cuda.md): MT = 2 halves the shared-memory reads per MMA yet gains
+// nothing, so the kernel is not bound by them; decode always takes MT = 1, its
+// few rows would leave most of a 128-row tile empty. MSA_INDEX_MT=1|2 and
+// MSA_INDEX_STAGES=2|3|4 override, to measure the alternatives.
 template <int D>
-void launch_fused(const IndexTopkOp& op, float* scores, int32_t* sel, int n_splits, cudaStream_t stream) {
+void dispatch_fused(const IndexParams& p, int rows, int n_key_heads, int n_splits, bool decode,
+                    cudaStream_t stream) {
+    static const int forced_mt = env_int("MSA_INDEX_MT"), forced_stages = env_int("MSA_INDEX_STAGES");
+    const int mt = decode ? 1 : (forced_mt == 2 ? 2 : 1);
+    const int stages = (forced_stages >= 2 && forced_stages <= 4) ? forced_stages : 3;
+    if (mt == 2) {
+        if (stages == 2) return launch_fused_tile<D, 2, 2>(p, rows, n_key_heads, n_splits, stream);
+        return launch_fused_tile<D, 2, 3>(p, rows, n_key_heads, n_splits, stream);
+    }
+    switch (stages) {
+        case 2: return launch_fused_tile<D, 1, 2>(p, rows, n_key_heads, n_splits, stream);
+        case 4: return launch_fused_tile<D, 1, 4>(p, rows, n_key_heads, n_splits, stream);
+        default: return launch_fused_tile<D, 1, 3>(p, rows, n_key_heads, n_splits, stream);
+    }
+}
+
+template <int D>
+void launch_fused(const IndexTopkOp& op, float* scores, int32_t* sel, int n_splits, bool decode, cudaStream_t stream) {
     IndexParams p{};
     p.q = op.q;
     p.k = op.k;
@@ -396,14 +459,7 @@ void launch_fused(const IndexTopkOp& op, float* scores, int32_t* sel, int n_spli
     p.scores = scores;
     p.n_splits = n_splits;
     p.cand_cap = sel ? std::max(0, op.k_top - 1) : 0;
-    constexpr int ROWS = 16 * kWarps;
-    size_t smem = 2 * kKN * D * sizeof(bf16) + static_cast<size_t>(ROWS) * p.cand_cap * 8;
-    auto kernel = index_topk_kernel<D, kWarps, kKN>;
-    MSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    int rows = op.n_q * (op.n_groups / op.n_key_heads);
-    dim3 grid((rows + ROWS - 1) / ROWS, op.n_key_heads, n_splits);
-    kernel<<<grid, kWarps * 32, smem, stream>>>(p);
-    MSA_CUDA_CHECK(cudaGetLastError());
+    dispatch_fused<D>(p, op.n_q * (op.n_groups / op.n_key_heads), op.n_key_heads, n_splits, decode, stream);
 }
 }  // namespace
 
@@ -421,6 +477,7 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
     if (op.n_groups <= 0 || op.n_key_heads <= 0 || op.n_groups % op.n_key_heads != 0)
         throw InputError("cuda index: groups must be a multiple of key heads");
     if (op.block <= 0 || op.k_top <= 0) throw InputError("cuda index: block and k must be positive");
+    if (!(op.scale > 0.f)) throw InputError("cuda index: scale must be positive (pooling scales after the max)");
     if (op.n_q <= 0 || op.n_kv <= 0) return;
     if (op.sel && op.slots < std::max(op.k_top, op.sink ? 2 : 1))
         throw InputError("cuda index: selection row narrower than max(k, forced)");
@@ -444,9 +501,9 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
         }
         int32_t* sel = decode ? nullptr : op.sel;
         if (op.dim == 128)
-            launch_fused<128>(op, scores, sel, splits, stream);
+            launch_fused<128>(op, scores, sel, splits, decode, stream);
         else
-            launch_fused<64>(op, scores, sel, splits, stream);
+            launch_fused<64>(op, scores, sel, splits, decode, stream);
         if (!decode || !op.sel) return;
     } else {
         float* kmin = nullptr;

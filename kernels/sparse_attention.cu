@@ -42,6 +42,8 @@ void check(const SparseAttentionOp& op) {
         throw InputError("cuda sparse attention: head_dim " + std::to_string(op.head_dim) + " not supported (64 or 128)");
     if (op.n_kv_heads <= 0 || op.n_heads % op.n_kv_heads != 0)
         throw InputError("cuda sparse attention: n_heads must be a multiple of n_kv_heads");
+    // The kernel takes the row max before scaling (one FMA per score instead of two ops).
+    if (!(op.scale > 0.f)) throw InputError("cuda sparse attention: softmax scale must be positive");
     if (op.block <= 0) throw InputError("cuda sparse attention: block must be positive");
     if (op.slots <= 0 || !op.sel) throw InputError("cuda sparse attention: empty selection");
 }

@@ -65,22 +65,26 @@ for w in j.get("warnings", []): print("warning:", w[:300])
 PY
     ;;
 bench-1m)
-    log "bench msa-m3 1M (sparse only, no peers' dense)"
-    timeout 500 $BUILD/app/msascope-cli bench --preset msa-m3 --context 1M --max-dense-context 0 --no-flex --reps 1 \
-        --json >"$OUT/h100_msa_m3_1m.json" 2>"$OUT/bench_1m.err"
+    log "bench msa-m3 1M (sparse + decode; SDPA prefill only with SDPA_1M=1, about a minute)"
+    dense_flag=(--max-dense-context 0)
+    [ "${SDPA_1M:-0}" = 1 ] && dense_flag=(--max-dense-context 0 --sdpa-always)
+    timeout 560 $BUILD/app/msascope-cli bench --preset msa-m3 --context 1M "${dense_flag[@]}" --no-flex --reps 1 \
+        --decode --json >"$OUT/h100_msa_m3_1m.json" 2>"$OUT/bench_1m.err"
     echo "bench-1m rc=$?"; tail -3 "$OUT/bench_1m.err"; cat "$OUT/h100_msa_m3_1m.json"
     ;;
 tune)
-    # Tile alternatives measured for NOTES_cuda.md.
-    for t in 1x64 1x32 2x64; do
-        echo "MSA_SPARSE_TILE=$t"; MSA_SPARSE_TILE=$t timeout 120 $BUILD/app/msascope-cli bench --preset msa-m3 \
-            --context 32K,128K --no-peers --max-dense-context 0 --json | python3 -c \
-            'import json,sys; [print(r["context"], round(r["main_ms"],3), round(r["index_ms"],3)) for r in json.load(sys.stdin)["rows"]]'
+    # Tile alternatives measured for NOTES_cuda.md (no peers: our kernels only).
+    brief='import json,sys
+for r in json.load(sys.stdin)["rows"]:
+    print(r["context"], "dense", r.get("dense_ms"), "index", round(r["index_ms"],3), "main", round(r["main_ms"],3))'
+    for t in ${DENSE_TILES:-4x2 4x2k32 4x1}; do
+        echo "MSA_DENSE_TILE=$t"; MSA_DENSE_TILE=$t timeout 150 $BUILD/app/msascope-cli bench --preset msa-m3 \
+            --context 8K,32K --no-peers --json | python3 -c "$brief"
     done
-    for w in 4 8; do
-        echo "MSA_DENSE_WARPS=$w"; MSA_DENSE_WARPS=$w timeout 120 $BUILD/app/msascope-cli bench --preset msa-m3 \
-            --context 32K --no-peers --json | python3 -c \
-            'import json,sys; [print(r["context"], round(r["dense_ms"],3), round(r["dense_tflops"],1)) for r in json.load(sys.stdin)["rows"]]'
+    for v in ${INDEX_TILES:-1:2 1:3 1:4 2:3}; do  # MT:STAGES
+        echo "MSA_INDEX_MT=${v%:*} MSA_INDEX_STAGES=${v#*:}"
+        MSA_INDEX_MT=${v%:*} MSA_INDEX_STAGES=${v#*:} timeout 150 $BUILD/app/msascope-cli bench --preset msa-m3 \
+            --context 32K,128K --no-peers --max-dense-context 0 --json | python3 -c "$brief"
     done
     ;;
 *) echo "unknown step $step"; exit 2 ;;

@@ -42,6 +42,7 @@ struct BenchArgs {
     bool flex = true;
     bool profile = false;
     long long max_dense = 1LL << 20;
+    bool sdpa_always = false;  // the peer's dense time even where ours is skipped
     std::string peers_script;
     std::string python = "python3";
 };
@@ -76,7 +77,7 @@ nlohmann::json run_peers(const BenchArgs& a, const std::string& script, const ms
         << shape.config.block << " --k " << shape.config.k << " --reps " << a.reps << " --slots " << slots;
     if (!selection.empty() && a.flex) cmd << " --selection " << shell_quote(selection);
     if (a.decode) cmd << " --decode";
-    if (shape.n_tokens > a.max_dense) cmd << " --no-dense";
+    if (shape.n_tokens > a.max_dense && !a.sdpa_always) cmd << " --no-dense";
     cmd << " 2>&1";
     FILE* f = popen(cmd.str().c_str(), "r");
     if (!f) return {{"error", "cannot start " + a.python}};
@@ -304,6 +305,8 @@ const RegisterCommand registered{Command{
         sub.add_flag("--profile", args->profile, "Add per-kernel records (CUPTI or CUDA events) to the JSON");
         sub.add_option("--max-dense-context", args->max_dense, "Skip dense runs above this context")
             ->capture_default_str();
+        sub.add_flag("--sdpa-always", args->sdpa_always,
+                     "Time SDPA dense even above --max-dense-context (about a minute at 1M on an H100)");
         sub.add_option("--peers-script", args->peers_script, "Path of tests/bench/peers_torch.py");
         sub.add_option("--python", args->python, "Python interpreter for the peers")->capture_default_str();
         sub.add_flag("--json", args->json, "Print one JSON object");
