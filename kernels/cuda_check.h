@@ -20,3 +20,13 @@ namespace msa::kern {
         cudaError_t msa_err_ = (call);                                                \
         if (msa_err_ != cudaSuccess) ::msa::kern::cuda_fail(msa_err_, #call, __FILE__, __LINE__); \
     } while (0)
+
+namespace msa::kern {
+// Multiprocessors of the current device: launchers size split-K and decode grids by it.
+inline int sm_count() {
+    int dev = 0, sms = 0;
+    MSA_CUDA_CHECK(cudaGetDevice(&dev));
+    MSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    return sms;
+}
+}  // namespace msa::kern

@@ -17,13 +17,6 @@ namespace {
 constexpr int kKN = 64;
 constexpr int kMaxSplits = 256;
 
-int sm_count() {
-    int dev = 0, sms = 0;
-    MSA_CUDA_CHECK(cudaGetDevice(&dev));
-    MSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    return sms;
-}
-
 // Few queries (decode): split the keys so that ~2 CTAs per SM are busy.
 int choose_splits(const DenseAttentionOp& op) {
     long rows = static_cast<long>(op.n_q) * (op.n_heads / op.n_kv_heads);

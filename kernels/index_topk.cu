@@ -338,18 +338,41 @@ __global__ void block_scores_simple_kernel(IndexTopkOp op, int nb, const float* 
     op.scores[i] = score;
 }
 
-// One warp per (query, group) row: forced blocks + the best k - forced others,
-// ordered by (score desc, id asc), picked one round at a time.
+// (score desc, id asc): is candidate (s, i) ahead of the current best (bs, bi)?
+__device__ __forceinline__ bool ranks_before(float s, int i, float bs, int bi) {
+    return i != INT_MAX && (bi == INT_MAX || s > bs || (s == bs && i < bi));
+}
+__device__ __forceinline__ void warp_best(float& bs, int& bi) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        float os = __shfl_xor_sync(0xffffffffu, bs, o);
+        int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (ranks_before(os, oi, bs, bi)) {
+            bs = os;
+            bi = oi;
+        }
+    }
+}
+
+// WPR warps per (query, group) row: forced blocks + the best k - forced others,
+// ordered by (score desc, id asc), picked one round at a time. WPR = 1 with many
+// rows per CTA for prefill; WPR = 32 (one 1024-thread CTA per row) for decode,
+// where a handful of rows each scan up to N / B blocks k times: one warp per
+// row took ~0.15 ms at 1M tokens, more than scoring the blocks.
+template <int WPR>
 __global__ void topk_from_scores_kernel(const float* scores, int nb, int n_q, int q_offset, int n_groups, int k_top,
                                         int sink, int block, int slots, int32_t* sel) {
-    extern __shared__ int32_t picks[];  // [warps][k_top]
+    extern __shared__ int32_t picks[];  // [rows of the CTA][k_top]
+    __shared__ float part_s[WPR], best_s;
+    __shared__ int part_i[WPR], best_i;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    long row = blockIdx.x * static_cast<long>(blockDim.x / 32) + warp;
-    if (row >= static_cast<long>(n_q) * n_groups) return;
+    const int row_in_cta = warp / WPR, wr = warp % WPR;
+    long row = blockIdx.x * static_cast<long>(blockDim.x / 32 / WPR) + row_in_cta;
+    if (WPR == 1 && row >= static_cast<long>(n_q) * n_groups) return;  // WPR > 1: grid = rows exactly
     int t = static_cast<int>(row / n_groups);
     int loc = (q_offset + t) / block;
     int cap = max(0, k_top - forced_count(loc, sink));
-    int32_t* mine = picks + warp * max(k_top, 1);
+    int32_t* mine = picks + row_in_cta * max(k_top, 1);
     const float* s = scores + row * nb;
     int n_pick = 0;
     if (loc + 1 > k_top) {
@@ -358,40 +381,49 @@ __global__ void topk_from_scores_kernel(const float* scores, int nb, int n_q, in
         for (; n_pick < cap; ++n_pick) {
             float bs = 0.f;
             int bi = INT_MAX;
-            for (int b = lane; b < loc; b += 32) {
+            for (int b = wr * 32 + lane; b < loc; b += 32 * WPR) {
                 if (sink && b == 0) continue;
                 float x = s[b];
                 bool after = x < ps || (x == ps && b > pi);
-                bool better = bi == INT_MAX || x > bs || (x == bs && b < bi);
-                if (after && better) {
+                if (after && ranks_before(x, b, bs, bi)) {
                     bs = x;
                     bi = b;
                 }
             }
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) {
-                float os = __shfl_xor_sync(0xffffffffu, bs, o);
-                int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-                bool take = oi != INT_MAX && (bi == INT_MAX || os > bs || (os == bs && oi < bi));
-                if (take) {
-                    bs = os;
-                    bi = oi;
+            warp_best(bs, bi);
+            if constexpr (WPR > 1) {
+                if (lane == 0) {
+                    part_s[wr] = bs;
+                    part_i[wr] = bi;
                 }
+                __syncthreads();
+                if (warp == 0) {
+                    bs = lane < WPR ? part_s[lane] : 0.f;
+                    bi = lane < WPR ? part_i[lane] : INT_MAX;
+                    warp_best(bs, bi);
+                    if (lane == 0) {
+                        best_s = bs;
+                        best_i = bi;
+                    }
+                }
+                __syncthreads();
+                bs = best_s;
+                bi = best_i;
             }
             if (bi == INT_MAX) break;
-            if (lane == 0) mine[n_pick] = bi;
+            if (threadIdx.x % (32 * WPR) == 0) mine[n_pick] = bi;
             ps = bs;
             pi = bi;
         }
     }
-    __syncwarp();
-    if (lane == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, mine, n_pick);
+    if constexpr (WPR > 1) __syncthreads();
+    else __syncwarp();
+    if (threadIdx.x % (32 * WPR) == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, mine, n_pick);
 }
 
 // ---- launch ------------------------------------------------------------------
 
 namespace {
-constexpr int kWarps = 4;
 constexpr int kKN = 64;
 int n_blocks_of(const IndexTopkOp& op) { return (op.n_kv + op.block - 1) / op.block; }
 // One query (decode) or a handful: split the key blocks over CTAs instead of rows.
@@ -400,41 +432,45 @@ bool needs_score_buffer(const IndexTopkOp& op) {
     return op.pool == IndexPool::quest || op.pool == IndexPool::random || use_decode_path(op);
 }
 
-template <int D, int MT, int STAGES>
+template <int D, int WARPS, int KN, int MT, int STAGES>
 void launch_fused_tile(const IndexParams& p, int rows, int n_key_heads, int n_splits, cudaStream_t stream) {
-    constexpr int ROWS = 16 * MT * kWarps;
-    size_t smem = STAGES * kKN * D * sizeof(bf16) + static_cast<size_t>(ROWS) * p.cand_cap * 8;
-    auto kernel = index_topk_kernel<D, kWarps, kKN, MT, STAGES>;
+    constexpr int ROWS = 16 * MT * WARPS;
+    size_t smem = STAGES * KN * D * sizeof(bf16) + static_cast<size_t>(ROWS) * p.cand_cap * 8;
+    auto kernel = index_topk_kernel<D, WARPS, KN, MT, STAGES>;
     MSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     dim3 grid((rows + ROWS - 1) / ROWS, n_key_heads, n_splits);
-    kernel<<<grid, kWarps * 32, smem, stream>>>(p);
+    kernel<<<grid, WARPS * 32, smem, stream>>>(p);
     MSA_CUDA_CHECK(cudaGetLastError());
 }
 
-int env_int(const char* name) {
-    const char* e = std::getenv(name);
-    return e ? std::atoi(e) : 0;
+// Tile variants (warps x m16 tiles per warp, key chunk, cp.async stages). The
+// default is 4 warps x 1, 64-key chunks, 3 stages. Measured on the H100 at
+// 128K (NOTES_cuda.md): 2 m-tiles per warp, which halves the shared-memory
+// reads per MMA, gains nothing (43.4 vs 43.6 ms), and 2 or 4 stages lose (48.2,
+// 50.0 ms), so the kernel is bound neither by shared memory nor by latency to
+// L2 alone. MSA_INDEX_TILE=mt2 | kn128 | w8 selects the alternatives. Decode
+// always takes the default: its few rows would leave larger tiles empty.
+enum class IndexTile { w4k64, mt2, kn128, w8 };
+IndexTile index_tile(bool decode) {
+    static const IndexTile forced = [] {
+        const char* e = std::getenv("MSA_INDEX_TILE");
+        const std::string v = e ? e : "";
+        if (v == "mt2") return IndexTile::mt2;
+        if (v == "kn128") return IndexTile::kn128;
+        if (v == "w8") return IndexTile::w8;
+        return IndexTile::w4k64;
+    }();
+    return decode ? IndexTile::w4k64 : forced;
 }
 
-// Tile: m16 tiles per warp (MT) and cp.async stages. Measured on the H100
-// (NOTES_cuda.md): MT = 2 halves the shared-memory reads per MMA yet gains
-// nothing, so the kernel is not bound by them; decode always takes MT = 1, its
-// few rows would leave most of a 128-row tile empty. MSA_INDEX_MT=1|2 and
-// MSA_INDEX_STAGES=2|3|4 override, to measure the alternatives.
 template <int D>
 void dispatch_fused(const IndexParams& p, int rows, int n_key_heads, int n_splits, bool decode,
                     cudaStream_t stream) {
-    static const int forced_mt = env_int("MSA_INDEX_MT"), forced_stages = env_int("MSA_INDEX_STAGES");
-    const int mt = decode ? 1 : (forced_mt == 2 ? 2 : 1);
-    const int stages = (forced_stages >= 2 && forced_stages <= 4) ? forced_stages : 3;
-    if (mt == 2) {
-        if (stages == 2) return launch_fused_tile<D, 2, 2>(p, rows, n_key_heads, n_splits, stream);
-        return launch_fused_tile<D, 2, 3>(p, rows, n_key_heads, n_splits, stream);
-    }
-    switch (stages) {
-        case 2: return launch_fused_tile<D, 1, 2>(p, rows, n_key_heads, n_splits, stream);
-        case 4: return launch_fused_tile<D, 1, 4>(p, rows, n_key_heads, n_splits, stream);
-        default: return launch_fused_tile<D, 1, 3>(p, rows, n_key_heads, n_splits, stream);
+    switch (index_tile(decode)) {
+        case IndexTile::mt2: return launch_fused_tile<D, 4, kKN, 2, 3>(p, rows, n_key_heads, n_splits, stream);
+        case IndexTile::kn128: return launch_fused_tile<D, 4, 128, 1, 2>(p, rows, n_key_heads, n_splits, stream);
+        case IndexTile::w8: return launch_fused_tile<D, 8, kKN, 1, 3>(p, rows, n_key_heads, n_splits, stream);
+        default: return launch_fused_tile<D, 4, kKN, 1, 3>(p, rows, n_key_heads, n_splits, stream);
     }
 }
 
@@ -493,11 +529,9 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
         bool decode = use_decode_path(op);
         int splits = 1;
         if (decode) {
-            // ~2 CTAs per SM over the key blocks; each split scores its blocks only.
-            int dev = 0, sms = 0;
-            MSA_CUDA_CHECK(cudaGetDevice(&dev));
-            MSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-            splits = std::max(1, std::min(nb, 2 * sms / op.n_key_heads));
+            // ~4 CTAs per SM over the key blocks: decode scoring streams k_idx once and
+            // wants many loads in flight.
+            splits = std::max(1, std::min(nb, 4 * sm_count() / op.n_key_heads));
         }
         int32_t* sel = decode ? nullptr : op.sel;
         if (op.dim == 128)
@@ -525,13 +559,20 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
         MSA_CUDA_CHECK(cudaGetLastError());
         if (!op.sel) return;
     }
-    const int warps = 8;
-    long rows = static_cast<long>(op.n_q) * op.n_groups;
-    size_t smem = static_cast<size_t>(warps) * std::max(op.k_top, 1) * sizeof(int32_t);
-    MSA_CUDA_CHECK(cudaFuncSetAttribute(topk_from_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
-    topk_from_scores_kernel<<<(rows + warps - 1) / warps, warps * 32, smem, stream>>>(
-        scores, nb, op.n_q, op.q_offset, op.n_groups, op.k_top, op.sink, op.block, op.slots, op.sel);
+    const long rows = static_cast<long>(op.n_q) * op.n_groups;
+    if (rows < 2L * sm_count()) {
+        constexpr int kWpr = 32;
+        const size_t smem = static_cast<size_t>(std::max(op.k_top, 1)) * sizeof(int32_t);
+        topk_from_scores_kernel<kWpr><<<static_cast<unsigned>(rows), kWpr * 32, smem, stream>>>(
+            scores, nb, op.n_q, op.q_offset, op.n_groups, op.k_top, op.sink, op.block, op.slots, op.sel);
+    } else {
+        const int warps = 8;
+        const size_t smem = static_cast<size_t>(warps) * std::max(op.k_top, 1) * sizeof(int32_t);
+        MSA_CUDA_CHECK(cudaFuncSetAttribute(topk_from_scores_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(smem)));
+        topk_from_scores_kernel<1><<<static_cast<unsigned>((rows + warps - 1) / warps), warps * 32, smem, stream>>>(
+            scores, nb, op.n_q, op.q_offset, op.n_groups, op.k_top, op.sink, op.block, op.slots, op.sel);
+    }
     MSA_CUDA_CHECK(cudaGetLastError());
 }
 

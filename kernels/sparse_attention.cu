@@ -29,9 +29,7 @@ int tile_rows(Tile t) { return t == Tile::w2k64 ? 32 : 16; }
 int max_tokens(int rows, int r) { return (rows - 1 + r - 1) / r + 1; }
 
 bool is_decode(const SparseAttentionOp& op) {
-    int dev = 0, sms = 0;
-    MSA_CUDA_CHECK(cudaGetDevice(&dev));
-    MSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    const int sms = sm_count();
     long rows = static_cast<long>(op.n_q) * (op.n_heads / op.n_kv_heads);
     return (rows + 15) / 16 * op.n_kv_heads < sms;
 }

@@ -81,11 +81,22 @@ for r in json.load(sys.stdin)["rows"]:
         echo "MSA_DENSE_TILE=$t"; MSA_DENSE_TILE=$t timeout 150 $BUILD/app/msascope-cli bench --preset msa-m3 \
             --context 8K,32K --no-peers --json | python3 -c "$brief"
     done
-    for v in ${INDEX_TILES:-1:2 1:3 1:4 2:3}; do  # MT:STAGES
-        echo "MSA_INDEX_MT=${v%:*} MSA_INDEX_STAGES=${v#*:}"
-        MSA_INDEX_MT=${v%:*} MSA_INDEX_STAGES=${v#*:} timeout 150 $BUILD/app/msascope-cli bench --preset msa-m3 \
+    for v in ${INDEX_TILES:-w4k64 mt2 kn128 w8}; do
+        echo "MSA_INDEX_TILE=$v"
+        MSA_INDEX_TILE=$v timeout 150 $BUILD/app/msascope-cli bench --preset msa-m3 \
             --context 32K,128K --no-peers --max-dense-context 0 --json | python3 -c "$brief"
     done
+    ;;
+ncu)
+    # One index launch at 128K under Nsight Compute: where the kernel's time goes.
+    NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    [ -z "$NCU" ] && { echo "ncu not found"; continue; }
+    timeout 300 $NCU --kernel-name regex:${NCU_KERNEL:-index_topk_kernel} --launch-skip 1 --launch-count 1 \
+        --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis \
+        --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
+        $BUILD/app/msascope-cli bench --preset msa-m3 --context ${NCU_CONTEXT:-128K} --no-peers \
+        --max-dense-context 0 --reps 1 >"$OUT/ncu.txt" 2>&1
+    echo "ncu rc=$?"; grep -E "Throughput|Pipe|Issue|Stall|Occupancy|Duration|Registers|Bank|Warp Cycles|Eligible" "$OUT/ncu.txt" | head -40
     ;;
 *) echo "unknown step $step"; exit 2 ;;
 esac
