@@ -127,7 +127,8 @@ void App::collect_jobs() {
         compare_loaded_.reset();
     }
     if (repool_job_.take_finished()) {
-        if (!repool_job_.error().empty()) status_ = "re-pooling: " + repool_job_.error();
+        // A cancelled job was superseded by a newer request: not worth a status line.
+        if (!repool_job_.error().empty() && !repool_job_.cancelled()) status_ = "re-pooling: " + repool_job_.error();
         else if (repool_result_) {
             repooled_ = std::move(*repool_result_);
             repooled_config_ = repool_requested_;
@@ -189,7 +190,10 @@ std::string App::repool_problem() const {
     if (!c) return "no captured layer";
     if (!viz::can_repool(*c))
         return "This run did not keep the layer's Q/K/V, so the scorer and block size cannot change here. "
-               "Run again with them set in the Model panel.";
+               "Record it with msascope-cli run (without --no-qkv), or run it with them set in the Model panel.";
+    if (a_.run->config.index == IndexKind::trained)
+        return "This run used the trained index; re-pooling from Q/K/V would use the training-free one and "
+               "show another selector. Run again with the scorer and block size set.";
     return "";
 }
 
@@ -202,12 +206,13 @@ void App::start_repool() {
     repool_result_ = result;
     MsaConfig config = budget;
     int threads = threads_;
+    const int source_block = a_.run->config.block;
     const LayerCapture* source = &original;
     std::shared_ptr<const RunResult> keep_alive = a_.run;  // the capture lives in the run
     repool_job_.start("Re-pooling layer " + std::to_string(original.layer),
-                      [result, config, threads, source, keep_alive](Job& job) {
-                          job.report(0.1, "block scores and dense mass");
-                          *result = viz::repool(*source, config, threads);
+                      [result, config, threads, source, source_block, keep_alive](Job& job) {
+                          *result = viz::repool(*source, source_block, config, threads,
+                                                [&job](double f, const std::string& stage) { return job.report(f, stage); });
                       });
 }
 
@@ -219,6 +224,8 @@ void App::update_selection() {
     }
     bool already_requested = repooled_for_ == capture_index && repool_requested_.block == budget.block &&
                              repool_requested_.scorer == budget.scorer;
+    // The user moved on (another block size, scorer or layer): stop the stale job at its next stage.
+    if (repool_job_.running() && !already_requested) repool_job_.cancel();
     if (repool_pending() && repool_problem().empty() && !repool_job_.running() && !already_requested) {
         start_repool();
         c = capture();
