@@ -1,6 +1,9 @@
 #include "app/gui/app.h"
 
 #include <imgui.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "core/parallel.h"
@@ -272,18 +275,37 @@ void App::draw_menu(const viz::Rect& r) {
         ImGui::SameLine();
     }
     ImGui::SameLine(0, 18);
+    // The run line and the status share the rest of the strip: the status
+    // (right-aligned) gets at most half, the run line what is left, each cut in
+    // the middle when too long, so they cannot overlap at any window width.
+    // Hovering a cut one shows it whole.
+    auto text_width = [](const std::string& s) { return ImGui::CalcTextSize(s.c_str()).x; };
+    const float gap = 20, right_margin = 12, x0 = ImGui::GetCursorPosX();
+    const float avail = std::max(0.f, r.w - x0 - right_margin);
+    const std::string status = viz::elide_middle(status_, avail * 0.5f, text_width);
+    const float line_budget = std::max(0.f, avail - (status.empty() ? 0.f : text_width(status) + gap));
+    std::string line;
     if (!a_.empty()) {
         const RunResult& run = *a_.run;
-        ImGui::TextDisabled("%s  |  %zu tokens  |  k=%d B=%d %s sink=%d  |  %s", a_.source.c_str(), run.tokens.size(),
-                            run.config.k, run.config.block, to_string(run.config.scorer), run.config.sink,
-                            run.backend.c_str());
+        char config[200];
+        std::snprintf(config, sizeof config, "  |  %zu tokens  |  k=%d B=%d %s sink=%d  |  %s", run.tokens.size(),
+                      run.config.k, run.config.block, to_string(run.config.scorer), run.config.sink,
+                      run.backend.c_str());
+        // Cut the source (a path, usually) first: the run's numbers say more.
+        const float source_budget = std::max(text_width("/a...b"), line_budget - text_width(config));
+        line = viz::elide_middle(viz::elide_middle(a_.source, source_budget, text_width) + config, line_budget,
+                                 text_width);
     } else {
-        ImGui::TextDisabled("no run loaded: open a session, run a model, or try synthetic attention");
+        line = viz::elide_middle("no run loaded: open a session, run a model, or try synthetic attention", line_budget,
+                                 text_width);
     }
-    if (!status_.empty()) {
-        float w = ImGui::CalcTextSize(status_.c_str()).x;
-        ImGui::SameLine(std::max(ImGui::GetCursorPosX() + 20, r.w - w - 12));
-        ImGui::TextColored(ImVec4(0.95f, 0.8f, 0.4f, 1.0f), "%s", status_.c_str());
+    ImGui::TextDisabled("%s", line.c_str());
+    if (!a_.empty() && line.find(a_.source) == std::string::npos && ImGui::IsItemHovered())
+        ImGui::SetTooltip("%s", a_.source.c_str());
+    if (!status.empty()) {
+        ImGui::SameLine(r.w - text_width(status) - right_margin);
+        ImGui::TextColored(ImVec4(0.95f, 0.8f, 0.4f, 1.0f), "%s", status.c_str());
+        if (status != status_ && ImGui::IsItemHovered()) ImGui::SetTooltip("%s", status_.c_str());
     }
     ImGui::End();
 }
