@@ -50,8 +50,8 @@ AppLayout compute_layout(float width, float height, Page page, float menu_height
     return l;
 }
 
-std::string elide_middle(const std::string& text, float max_width,
-                         const std::function<float(const std::string&)>& width_of) {
+std::string elide(const std::string& text, float max_width, const std::function<float(const std::string&)>& width_of,
+                  Cut where) {
     if (width_of(text) <= max_width) return text;
     const std::string dots = "...";
     if (width_of(dots) > max_width) return "";
@@ -59,8 +59,8 @@ std::string elide_middle(const std::string& text, float max_width,
     for (size_t i = 0; i < text.size(); ++i)
         if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) starts.push_back(i);
     const size_t chars = starts.size();
-    auto keep = [&](size_t n) {  // the first ceil(n/2) and the last floor(n/2) characters
-        const size_t head = (n + 1) / 2, tail = n / 2;
+    auto keep = [&](size_t n) {  // middle: the first ceil(n/2) and the last floor(n/2) characters
+        const size_t head = where == Cut::middle ? (n + 1) / 2 : n, tail = n - head;
         const size_t head_end = head < chars ? starts[head] : text.size();
         const size_t tail_begin = tail > 0 ? starts[chars - tail] : text.size();
         return text.substr(0, head_end) + dots + text.substr(tail_begin);

@@ -33,11 +33,12 @@ struct AppLayout {
 
 AppLayout compute_layout(float width, float height, Page page, float menu_height = 26.f);
 
-// `text` cut in the middle ("/home/me/...s/run.db") so that width_of(result)
-// <= max_width; unchanged when it fits. Paths keep their start and their file
-// name that way. Cuts fall between UTF-8 characters; "" when not even "..."
-// fits.
-std::string elide_middle(const std::string& text, float max_width,
-                         const std::function<float(const std::string&)>& width_of);
+// `text` shortened with "..." so that width_of(result) <= max_width;
+// unchanged when it fits. Cut::middle keeps both ends (paths keep their start
+// and their file name: "/home/me/...s/run.db"), Cut::end keeps the start.
+// Cuts fall between UTF-8 characters; "" when not even "..." fits.
+enum class Cut { middle, end };
+std::string elide(const std::string& text, float max_width, const std::function<float(const std::string&)>& width_of,
+                  Cut where = Cut::middle);
 
 }  // namespace msa::viz

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "app/gui/panel.h"
 #include "core/parallel.h"
 #include "sessions/session.h"
 
@@ -101,7 +102,10 @@ void App::adopt(Document doc, bool as_compare) {
                 status_ = e.what();
             }
         }
-        capture_index = 0;
+        // Without --layer, the first layer with heatmap data: a CLI run keeps
+        // selections for every layer but scores and mass for one.
+        const std::vector<int> with_heatmaps = heatmap_captures();
+        capture_index = with_heatmaps.empty() ? 0 : with_heatmaps.front();
         for (size_t i = 0; i < run.captures.size(); ++i)
             if (run.captures[i].layer == options_.layer) capture_index = static_cast<int>(i);
     }
@@ -120,7 +124,8 @@ void App::collect_jobs() {
         if (!loader_.error().empty()) status_ = loader_.title() + ": " + loader_.error();
         else if (loaded_ && !loaded_->empty()) {
             adopt(std::move(*loaded_), false);
-            status_ = "Loaded " + a_.source;
+            // The run line beside the status names the source in full; a session's run id is enough here.
+            status_ = a_.session_run >= 0 ? "Loaded run " + std::to_string(a_.session_run) : "Loaded " + a_.source;
         }
         loaded_.reset();
     }
@@ -169,6 +174,16 @@ const LayerCapture* App::capture() const {
     if (a_.empty() || capture_index < 0 || capture_index >= static_cast<int>(a_.run->captures.size())) return nullptr;
     if (using_repooled()) return &*repooled_;
     return &a_.run->captures[capture_index];
+}
+
+std::vector<int> App::heatmap_captures() const {
+    std::vector<int> indices;
+    if (a_.empty()) return indices;
+    for (size_t i = 0; i < a_.run->captures.size(); ++i) {
+        const LayerCapture& c = a_.run->captures[i];
+        if (!c.scores.values.empty() || !c.mass.values.empty()) indices.push_back(static_cast<int>(i));
+    }
+    return indices;
 }
 
 int App::block_size() const {
@@ -279,10 +294,9 @@ void App::draw_menu(const viz::Rect& r) {
     // (right-aligned) gets at most half, the run line what is left, each cut in
     // the middle when too long, so they cannot overlap at any window width.
     // Hovering a cut one shows it whole.
-    auto text_width = [](const std::string& s) { return ImGui::CalcTextSize(s.c_str()).x; };
     const float gap = 20, right_margin = 12, x0 = ImGui::GetCursorPosX();
     const float avail = std::max(0.f, r.w - x0 - right_margin);
-    const std::string status = viz::elide_middle(status_, avail * 0.5f, text_width);
+    const std::string status = viz::elide(status_, avail * 0.5f, text_width);
     const float line_budget = std::max(0.f, avail - (status.empty() ? 0.f : text_width(status) + gap));
     std::string line;
     if (!a_.empty()) {
@@ -293,11 +307,9 @@ void App::draw_menu(const viz::Rect& r) {
                       run.backend.c_str());
         // Cut the source (a path, usually) first: the run's numbers say more.
         const float source_budget = std::max(text_width("/a...b"), line_budget - text_width(config));
-        line = viz::elide_middle(viz::elide_middle(a_.source, source_budget, text_width) + config, line_budget,
-                                 text_width);
+        line = viz::elide(viz::elide(a_.source, source_budget, text_width) + config, line_budget, text_width);
     } else {
-        line = viz::elide_middle("no run loaded: open a session, run a model, or try synthetic attention", line_budget,
-                                 text_width);
+        line = viz::elide("no run loaded: open a session, run a model, or try synthetic attention", line_budget, text_width);
     }
     ImGui::TextDisabled("%s", line.c_str());
     if (!a_.empty() && line.find(a_.source) == std::string::npos && ImGui::IsItemHovered())

@@ -60,7 +60,10 @@ void ControlsPanel::draw(App& app, const viz::Rect& r) {
     }
     ImGui::Separator();
     if (const viz::LayerSelectionStats* live = app.live()) {
-        ImGui::Text("recall  mean %.3f  p5 %.3f  p50 %.3f", live->recall_mean, live->recall_p5, live->recall_p50);
+        char quantiles[64];
+        std::snprintf(quantiles, sizeof quantiles, "p5 %.3f  p50 %.3f", live->recall_p5, live->recall_p50);
+        ImGui::Text("recall  mean %.3f ", live->recall_mean);
+        text_beside_or_below(quantiles);
         ImGui::TextDisabled("re-selected in %.1f ms (k=%d, sink=%d)", live->elapsed_ms, app.budget.k, app.budget.sink);
     } else if (app.capture()) {
         ImGui::TextDisabled("this capture has selections only:\nk / sink changes need block scores");
