@@ -223,7 +223,7 @@ void HeatmapView::tooltip(App& app, int t, int b) {
     const int B = app.block_size();
     const int n = static_cast<int>(doc.run->tokens.size());
     ImGui::BeginTooltip();
-    ImGui::Text("query %d: \"%s\"", t, doc.token(t).c_str());
+    ImGui::Text("query %d: \"%s\"", t, doc.token_on_one_line(t).c_str());
     ImGui::TextDisabled("...%s", doc.text(std::max(0, t - 12), t + 1, 120).c_str());
     ImGui::Separator();
     int key_end = std::min(n, (b + 1) * B);

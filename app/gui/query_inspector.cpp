@@ -69,7 +69,7 @@ void QueryInspector::draw(App& app, const viz::Rect& r) {
     std::vector<bool> selected(visible);
     int n_selected = 0;
     for (int b = 0; b < visible; ++b) n_selected += (selected[b] = sel && viz::is_selected(*sel, t, app.group, b));
-    ImGui::Text("\"%s\"  sees %d blocks, keeps %d", doc.token(t).c_str(), visible, n_selected);
+    ImGui::Text("\"%s\"  sees %d blocks, keeps %d", doc.token_on_one_line(t).c_str(), visible, n_selected);
     if (const std::vector<float>* recall = app.recall(); recall && !recall->empty() && c->mass.n_heads) {
         const int heads = c->mass.n_heads, rsize = app.group_size();
         double group_recall = 0;
