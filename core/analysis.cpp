@@ -85,6 +85,13 @@ LayerResult diagnose_layer(int layer, const QKV& qkv, const IndexInputs& index, 
             captured->scores = std::move(msa_layer.scores);
             captured->mass = std::move(mass);
             captured->recall = std::move(recall);
+            if (options.keep_qkv) {
+                captured->q.assign(qkv.q, qkv.q + out_size);
+                const size_t kv_size = static_cast<size_t>(s.n_tokens) * s.n_kv_heads * s.head_dim;
+                captured->k.assign(qkv.k, qkv.k + kv_size);
+                captured->v.assign(qkv.v, qkv.v + kv_size);
+                captured->qkv_shape = s;
+            }
         }
     }
     return r;

@@ -29,6 +29,10 @@ struct AnalysisOptions {
     bool random_control = true;         // + forward with the random scorer
     CaptureLevel capture = CaptureLevel::selections;
     std::vector<int> capture_layers;    // for CaptureLevel::full; empty = all analysed layers
+    // Full-capture layers also keep their post-RoPE Q/K/V, so a view can
+    // re-pool them for another scorer or block size (viz::repool) without
+    // running the model again. Costs N * (Hq + 2 Hkv) * d floats per layer.
+    bool keep_qkv = false;
     ProgressFn progress;                // fraction over the whole run; false = cancel
     // Planted facts (multi-needle documents): the run reports the needle block
     // hit rate = fraction of (layer, group, needle) triples whose fact block is

@@ -272,6 +272,13 @@ std::vector<uint8_t> encode_f16(const std::vector<float>& values, const std::vec
     return out;
 }
 
+std::vector<uint8_t> encode_f16_or_f32(const std::vector<float>& values, const std::vector<uint32_t>& dims) {
+    constexpr float kLargestHalf = 65504.0f;
+    for (float x : values)
+        if (!(std::fabs(x) <= kLargestHalf)) return encode_f32(values, dims);  // also catches NaN
+    return encode_f16(values, dims);
+}
+
 std::vector<uint8_t> encode_f64(const std::vector<double>& values, const std::vector<uint32_t>& dims) {
     auto out = header(DType::f64, Codec::raw, dims, values.size());
     append_raw(out, values.data(), values.size());

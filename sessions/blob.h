@@ -52,6 +52,10 @@ float half_to_float(uint16_t half);
 
 std::vector<uint8_t> encode_f32(const std::vector<float>& values, const std::vector<uint32_t>& dims);
 std::vector<uint8_t> encode_f16(const std::vector<float>& values, const std::vector<uint32_t>& dims);
+// float16 when every value is finite and inside float16's range (relative
+// error <= 2^-11 then), else float32 exactly: for large activations (Q/K/V)
+// that only feed views, at half the bytes unless a value would overflow.
+std::vector<uint8_t> encode_f16_or_f32(const std::vector<float>& values, const std::vector<uint32_t>& dims);
 std::vector<uint8_t> encode_f64(const std::vector<double>& values, const std::vector<uint32_t>& dims);
 std::vector<uint8_t> encode_i32(const std::vector<int32_t>& values, const std::vector<uint32_t>& dims);
 

@@ -199,15 +199,17 @@ void Writer::write_capture(int64_t run, const LayerCapture& c) {
         check_size(c.q.size(), size_t(shape.n_tokens) * shape.n_heads * shape.head_dim, "q");
         check_size(c.k.size(), size_t(shape.n_tokens) * shape.n_kv_heads * shape.head_dim, "k");
         check_size(c.v.size(), size_t(shape.n_tokens) * shape.n_kv_heads * shape.head_dim, "v");
-        // float32: the GUI re-selects from these, and rounding them would make
-        // a re-selection at the stored config disagree with the stored one.
+        // float16 where it fits (half the bytes: 16 MB instead of 32 for one
+        // SmolLM2 layer at 8K tokens). The app re-pools from these only for a
+        // scorer or block size other than the run's; at the run's own config it
+        // shows the stored scores, so rounding never contradicts them.
         const std::vector<uint32_t> q_dims = {dim(shape.n_tokens, "n_tokens"), dim(shape.n_heads, "n_heads"),
                                               dim(shape.head_dim, "head_dim")};
         const std::vector<uint32_t> kv_dims = {dim(shape.n_tokens, "n_tokens"), dim(shape.n_kv_heads, "n_kv_heads"),
                                                dim(shape.head_dim, "head_dim")};
-        q_blob = encode_f32(c.q, q_dims);
-        k_blob = encode_f32(c.k, kv_dims);
-        v_blob = encode_f32(c.v, kv_dims);
+        q_blob = encode_f16_or_f32(c.q, q_dims);
+        k_blob = encode_f16_or_f32(c.k, kv_dims);
+        v_blob = encode_f16_or_f32(c.v, kv_dims);
     }
     std::vector<uint8_t> selection_blob, scores_blob, mass_blob, recall_blob;
     if (!sel.blocks.empty())

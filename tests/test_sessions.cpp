@@ -209,9 +209,11 @@ void expect_same_capture(const LayerCapture& a, const LayerCapture& b) {
     EXPECT_EQ(a.mass.n_blocks, b.mass.n_blocks);
     expect_close_floats(a.mass.values, b.mass.values, "mass");
     expect_close_floats(a.recall, b.recall, "recall");
-    EXPECT_EQ(a.q, b.q);
-    EXPECT_EQ(a.k, b.k);
-    EXPECT_EQ(a.v, b.v);
+    expect_close_floats(a.q, b.q, "q");
+    expect_close_floats(a.k, b.k, "k");
+    expect_close_floats(a.v, b.v, "v");
+    EXPECT_EQ(a.qkv_shape.n_tokens, b.qkv_shape.n_tokens);
+    EXPECT_EQ(a.qkv_shape.head_dim, b.qkv_shape.head_dim);
     EXPECT_EQ(a.qkv_shape.n_heads, b.qkv_shape.n_heads);
     EXPECT_EQ(a.qkv_shape.n_kv_heads, b.qkv_shape.n_kv_heads);
 }
@@ -244,6 +246,23 @@ TEST(SessionBlob, HalfRoundsToNearestEvenAndKeepsSpecials) {
     EXPECT_EQ(half_to_float(float_to_half(1.0f + 3 * std::ldexp(1.0f, -11))), 1.0f + std::ldexp(1.0f, -9));
     EXPECT_EQ(half_to_float(float_to_half(std::ldexp(1.0f, -24))), std::ldexp(1.0f, -24));  // smallest subnormal
     EXPECT_EQ(half_to_float(float_to_half(std::ldexp(1.0f, -26))), 0.0f);
+}
+
+TEST(SessionBlob, HalfOrSingleFallsBackToSingleOnlyWhenAValueWouldOverflow) {
+    const std::vector<float> small = {0.1f, -3.25f, 65504.0f, 1e-3f};
+    std::vector<uint8_t> blob = encode_f16_or_f32(small, {4});
+    EXPECT_EQ(read_blob_info(blob.data(), blob.size()).dtype, DType::f16);
+    const std::vector<float> back = decode_floats(blob.data(), blob.size());
+    for (size_t i = 0; i < small.size(); ++i) EXPECT_NEAR(back[i], small[i], std::fabs(small[i]) * 4.9e-4);
+
+    for (float outlier : {70000.0f, -1e6f, float(INFINITY), float(NAN)}) {
+        const std::vector<float> wide = {0.1f, outlier};
+        blob = encode_f16_or_f32(wide, {2});
+        EXPECT_EQ(read_blob_info(blob.data(), blob.size()).dtype, DType::f32) << outlier;
+        const std::vector<float> exact = decode_floats(blob.data(), blob.size());
+        EXPECT_EQ(exact[0], 0.1f);
+        EXPECT_TRUE(exact[1] == outlier || (std::isnan(exact[1]) && std::isnan(outlier))) << outlier;
+    }
 }
 
 TEST(SessionBlob, SortedRowsCodecIsExactAndSmall) {
@@ -334,7 +353,7 @@ TEST(SessionBlob, DecodersRejectDamagedBlobsWithoutReadingPastThem) {
 TEST(Sessions, RoundTripOfARandomRun) {
     TempSession file("roundtrip");
     RunResult run = random_run(small_shape(), 11);
-    // A capture with Q/K/V kept (the GUI's re-pooling input), stored exactly.
+    // A capture with Q/K/V kept (the GUI's re-pooling input), stored as float16.
     LayerCapture& full = run.captures[1];
     full.qkv_shape = {600, 9, 3, 8};
     full.q.resize(600 * 9 * 8);

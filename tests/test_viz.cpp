@@ -209,6 +209,38 @@ TEST(Layout, PanelsFitAndDoNotOverlap) {
     EXPECT_FALSE(parse_page("nonsense", p));
 }
 
+TEST(Layout, ElideKeepsBothEndsOrTheStartAndFits) {
+    // 7 px per byte: a stand-in for the font's measure.
+    auto width = [](const std::string& s) { return 7.0f * s.size(); };
+    const std::string path = "/home/someone/projects/long/folder/name/sessions/run.db:12";
+    EXPECT_EQ(elide(path, 1000, width), path);
+    const std::string cut = elide(path, 140, width);  // 20 bytes
+    EXPECT_LE(width(cut), 140);
+    EXPECT_EQ(cut.size(), 20u);  // the longest that fits
+    EXPECT_EQ(cut.substr(0, 9), "/home/som");
+    EXPECT_EQ(cut.substr(9, 3), "...");
+    EXPECT_EQ(cut.substr(12), "un.db:12");
+    EXPECT_EQ(elide(path, 140, width, Cut::end), "/home/someone/pro...");
+    EXPECT_EQ(elide(path, 21, width), "...");
+    EXPECT_EQ(elide(path, 20, width), "");
+    // Never splits a UTF-8 character: every kept byte run decodes.
+    const std::string accents = "\xc3\xa9t\xc3\xa9/\xc3\xa9t\xc3\xa9/\xc3\xa9t\xc3\xa9.db";
+    for (float w = 21; w < width(accents); w += 7) {
+        const std::string s = elide(accents, w, width);
+        ASSERT_LE(width(s), w);
+        for (size_t i = 0; i < s.size(); ++i) {
+            const bool lead = (static_cast<unsigned char>(s[i]) & 0xE0) == 0xC0;
+            const bool continuation = (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80;
+            if (lead) {
+                ASSERT_TRUE(i + 1 < s.size() && (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80) << s;
+            }
+            if (continuation) {
+                ASSERT_TRUE(i > 0 && (static_cast<unsigned char>(s[i - 1]) & 0xE0) == 0xC0) << s;
+            }
+        }
+    }
+}
+
 TEST(Chart, TicksAndLabels) {
     std::vector<double> ticks = nice_ticks(0, 1, 5);  // steps of 1, 2 or 5 x 10^n
     ASSERT_EQ(ticks.size(), 6u);

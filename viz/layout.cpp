@@ -1,6 +1,7 @@
 #include "viz/layout.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace msa::viz {
 
@@ -47,6 +48,31 @@ AppLayout compute_layout(float width, float height, Page page, float menu_height
         l.overview = {l.inspector.right() + gap, bottom_y, cw - inspector_w - gap, bottom_h};
     }
     return l;
+}
+
+std::string elide(const std::string& text, float max_width, const std::function<float(const std::string&)>& width_of,
+                  Cut where) {
+    if (width_of(text) <= max_width) return text;
+    const std::string dots = "...";
+    if (width_of(dots) > max_width) return "";
+    std::vector<size_t> starts;  // byte offset of each UTF-8 character
+    for (size_t i = 0; i < text.size(); ++i)
+        if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) starts.push_back(i);
+    const size_t chars = starts.size();
+    auto keep = [&](size_t n) {  // middle: the first ceil(n/2) and the last floor(n/2) characters
+        const size_t head = where == Cut::middle ? (n + 1) / 2 : n, tail = n - head;
+        const size_t head_end = head < chars ? starts[head] : text.size();
+        const size_t tail_begin = tail > 0 ? starts[chars - tail] : text.size();
+        return text.substr(0, head_end) + dots + text.substr(tail_begin);
+    };
+    // Widths grow with n: the longest that fits, by bisection.
+    size_t lo = 0, hi = chars > 0 ? chars - 1 : 0;
+    while (lo < hi) {
+        const size_t mid = (lo + hi + 1) / 2;
+        if (width_of(keep(mid)) <= max_width) lo = mid;
+        else hi = mid - 1;
+    }
+    return keep(lo);
 }
 
 }  // namespace msa::viz

@@ -2,6 +2,7 @@
 // The app's fixed, docked-looking layout: Debian's ImGui 1.86 has no docking,
 // so panel rectangles are computed here from the framebuffer size and the page
 // shown, and the GUI places its windows there every frame.
+#include <functional>
 #include <string>
 
 namespace msa::viz {
@@ -31,5 +32,13 @@ struct AppLayout {
 };
 
 AppLayout compute_layout(float width, float height, Page page, float menu_height = 26.f);
+
+// `text` shortened with "..." so that width_of(result) <= max_width;
+// unchanged when it fits. Cut::middle keeps both ends (paths keep their start
+// and their file name: "/home/me/...s/run.db"), Cut::end keeps the start.
+// Cuts fall between UTF-8 characters; "" when not even "..." fits.
+enum class Cut { middle, end };
+std::string elide(const std::string& text, float max_width, const std::function<float(const std::string&)>& width_of,
+                  Cut where = Cut::middle);
 
 }  // namespace msa::viz

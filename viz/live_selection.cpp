@@ -50,22 +50,31 @@ bool can_repool(const LayerCapture& capture) {
     return q > 0 && capture.q.size() == q && capture.k.size() == kv && capture.v.size() == kv;
 }
 
-LayerCapture repool(const LayerCapture& capture, const MsaConfig& config, int threads) {
+LayerCapture repool(const LayerCapture& capture, int capture_block, const MsaConfig& config, int threads,
+                    const ProgressFn& progress) {
     if (!can_repool(capture))
         throw std::invalid_argument("layer " + std::to_string(capture.layer) +
                                     ": this run did not keep Q/K/V, so the scorer and block size cannot change");
+    const bool reuse_mass = config.block == capture_block && !capture.mass.values.empty();
+    auto step = [&progress](double fraction, const std::string& stage) {
+        if (progress && !progress(fraction, stage)) throw std::runtime_error("cancelled");
+    };
     LayerCapture out;
     out.layer = capture.layer;
-    out.q = capture.q;
-    out.k = capture.k;
-    out.v = capture.v;
-    out.qkv_shape = capture.qkv_shape;
-    QKV qkv{out.q.data(), out.k.data(), out.v.data(), out.qkv_shape};
-    IndexInputs index = free_index_inputs(qkv);
-    out.scores = score_blocks(index, config.block, config.scorer, config.seed, threads);
-    out.mass = dense_block_mass(qkv, config.block, threads);
+    QKV qkv{capture.q.data(), capture.k.data(), capture.v.data(), capture.qkv_shape};
+    step(0.0, std::string("block scores (") + to_string(config.scorer) + ", B = " + std::to_string(config.block) + ")");
+    out.scores = score_blocks(free_index_inputs(qkv), config.block, config.scorer, config.seed, threads);
+    if (reuse_mass) {
+        out.mass = capture.mass;
+    } else {
+        // The dense pass is the long part: about Hq / Hkv times the index pass's work, plus the exponentials.
+        step(0.25, "dense block mass (B = " + std::to_string(config.block) + ")");
+        out.mass = dense_block_mass(qkv, config.block, threads);
+    }
+    step(0.95, "top-k and recall");
     out.selection = select_blocks(out.scores, config.k, config.sink, config.block);
     out.recall = attention_recall(out.mass, out.selection, qkv.shape.group_size());
+    step(1.0, "done");
     return out;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/forward.h"
 #include "core/msa.h"
 #include "core/run_result.h"
 
@@ -32,7 +33,13 @@ LayerSelectionStats reselect(const LayerCapture& capture, int k, int sink, int b
 bool can_repool(const LayerCapture& capture);
 
 // Scorer / block changed: rebuilds the capture's scores, mass, selection and
-// recall from its Q/K/V (training-free index). Long for big N: run it off the UI thread.
-LayerCapture repool(const LayerCapture& capture, const MsaConfig& config, int threads);
+// recall from its Q/K/V (training-free index) at config's block, scorer, k and
+// sink. The dense block mass does not depend on the scorer: when config.block
+// equals `capture_block` (the block size of capture.mass) it is reused, so a
+// scorer change costs only the index pass. The result leaves Q/K/V out (the
+// caller keeps the source). Seconds at 8K tokens: run it off the UI thread.
+// `progress` gets the fraction done and the stage; false cancels (throws).
+LayerCapture repool(const LayerCapture& capture, int capture_block, const MsaConfig& config, int threads,
+                    const ProgressFn& progress = {});
 
 }  // namespace msa::viz

@@ -23,6 +23,7 @@ struct RunArgs {
     std::string capture_layers;
     bool no_perplexity = false;
     bool no_random = false;
+    bool no_qkv = false;
     std::string session;
     bool json = false;
 };
@@ -42,6 +43,7 @@ int run_run(const RunArgs& a) {
     options.perplexity = !a.no_perplexity;
     options.random_control = !a.no_random;
     options.capture = parse_capture(a.capture);
+    options.keep_qkv = !a.no_qkv;
     if (!a.layers.empty()) options.layers = parse_int_list(a.layers);
     if (!a.capture_layers.empty()) {
         options.capture_layers = parse_int_list(a.capture_layers);
@@ -123,6 +125,9 @@ const RegisterCommand registered{Command{
                        "Layers whose block scores and dense mass are kept (implies --capture full; default: the middle layer)");
         sub.add_flag("--no-perplexity", args->no_perplexity, "Skip the MSA and random-control forwards");
         sub.add_flag("--no-random", args->no_random, "Skip the random-scorer control forward");
+        sub.add_flag("--no-qkv", args->no_qkv,
+                     "Do not keep the --capture-layers' Q/K/V (float16 in the session, about 1.9 MB per 1K tokens "
+                     "and layer for SmolLM2-135M); without them the app cannot re-pool for another scorer or block size");
         sub.add_option("--session", args->session, "Append the run to this SQLite session file");
         sub.add_flag("--json", args->json, "Print one JSON object on stdout");
         return [args] { return run_run(*args); };

@@ -1,8 +1,12 @@
 #include "app/gui/app.h"
 
 #include <imgui.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "app/gui/panel.h"
 #include "core/parallel.h"
 #include "sessions/session.h"
 
@@ -98,7 +102,10 @@ void App::adopt(Document doc, bool as_compare) {
                 status_ = e.what();
             }
         }
-        capture_index = 0;
+        // Without --layer, the first layer with heatmap data: a CLI run keeps
+        // selections for every layer but scores and mass for one.
+        const std::vector<int> with_heatmaps = heatmap_captures();
+        capture_index = with_heatmaps.empty() ? 0 : with_heatmaps.front();
         for (size_t i = 0; i < run.captures.size(); ++i)
             if (run.captures[i].layer == options_.layer) capture_index = static_cast<int>(i);
     }
@@ -117,7 +124,8 @@ void App::collect_jobs() {
         if (!loader_.error().empty()) status_ = loader_.title() + ": " + loader_.error();
         else if (loaded_ && !loaded_->empty()) {
             adopt(std::move(*loaded_), false);
-            status_ = "Loaded " + a_.source;
+            // The run line beside the status names the source in full; a session's run id is enough here.
+            status_ = a_.session_run >= 0 ? "Loaded run " + std::to_string(a_.session_run) : "Loaded " + a_.source;
         }
         loaded_.reset();
     }
@@ -127,7 +135,8 @@ void App::collect_jobs() {
         compare_loaded_.reset();
     }
     if (repool_job_.take_finished()) {
-        if (!repool_job_.error().empty()) status_ = "re-pooling: " + repool_job_.error();
+        // A cancelled job was superseded by a newer request: not worth a status line.
+        if (!repool_job_.error().empty() && !repool_job_.cancelled()) status_ = "re-pooling: " + repool_job_.error();
         else if (repool_result_) {
             repooled_ = std::move(*repool_result_);
             repooled_config_ = repool_requested_;
@@ -167,6 +176,16 @@ const LayerCapture* App::capture() const {
     return &a_.run->captures[capture_index];
 }
 
+std::vector<int> App::heatmap_captures() const {
+    std::vector<int> indices;
+    if (a_.empty()) return indices;
+    for (size_t i = 0; i < a_.run->captures.size(); ++i) {
+        const LayerCapture& c = a_.run->captures[i];
+        if (!c.scores.values.empty() || !c.mass.values.empty()) indices.push_back(static_cast<int>(i));
+    }
+    return indices;
+}
+
 int App::block_size() const {
     if (using_repooled()) return repooled_config_.block;
     return a_.empty() ? 128 : a_.run->config.block;
@@ -189,7 +208,10 @@ std::string App::repool_problem() const {
     if (!c) return "no captured layer";
     if (!viz::can_repool(*c))
         return "This run did not keep the layer's Q/K/V, so the scorer and block size cannot change here. "
-               "Run again with them set in the Model panel.";
+               "Record it with msascope-cli run (without --no-qkv), or run it with them set in the Model panel.";
+    if (a_.run->config.index == IndexKind::trained)
+        return "This run used the trained index; re-pooling from Q/K/V would use the training-free one and "
+               "show another selector. Run again with the scorer and block size set.";
     return "";
 }
 
@@ -202,12 +224,13 @@ void App::start_repool() {
     repool_result_ = result;
     MsaConfig config = budget;
     int threads = threads_;
+    const int source_block = a_.run->config.block;
     const LayerCapture* source = &original;
     std::shared_ptr<const RunResult> keep_alive = a_.run;  // the capture lives in the run
     repool_job_.start("Re-pooling layer " + std::to_string(original.layer),
-                      [result, config, threads, source, keep_alive](Job& job) {
-                          job.report(0.1, "block scores and dense mass");
-                          *result = viz::repool(*source, config, threads);
+                      [result, config, threads, source, source_block, keep_alive](Job& job) {
+                          *result = viz::repool(*source, source_block, config, threads,
+                                                [&job](double f, const std::string& stage) { return job.report(f, stage); });
                       });
 }
 
@@ -219,6 +242,8 @@ void App::update_selection() {
     }
     bool already_requested = repooled_for_ == capture_index && repool_requested_.block == budget.block &&
                              repool_requested_.scorer == budget.scorer;
+    // The user moved on (another block size, scorer or layer): stop the stale job at its next stage.
+    if (repool_job_.running() && !already_requested) repool_job_.cancel();
     if (repool_pending() && repool_problem().empty() && !repool_job_.running() && !already_requested) {
         start_repool();
         c = capture();
@@ -265,18 +290,34 @@ void App::draw_menu(const viz::Rect& r) {
         ImGui::SameLine();
     }
     ImGui::SameLine(0, 18);
+    // The run line and the status share the rest of the strip: the status
+    // (right-aligned) gets at most half, the run line what is left, each cut in
+    // the middle when too long, so they cannot overlap at any window width.
+    // Hovering a cut one shows it whole.
+    const float gap = 20, right_margin = 12, x0 = ImGui::GetCursorPosX();
+    const float avail = std::max(0.f, r.w - x0 - right_margin);
+    const std::string status = viz::elide(status_, avail * 0.5f, text_width);
+    const float line_budget = std::max(0.f, avail - (status.empty() ? 0.f : text_width(status) + gap));
+    std::string line;
     if (!a_.empty()) {
         const RunResult& run = *a_.run;
-        ImGui::TextDisabled("%s  |  %zu tokens  |  k=%d B=%d %s sink=%d  |  %s", a_.source.c_str(), run.tokens.size(),
-                            run.config.k, run.config.block, to_string(run.config.scorer), run.config.sink,
-                            run.backend.c_str());
+        char config[200];
+        std::snprintf(config, sizeof config, "  |  %zu tokens  |  k=%d B=%d %s sink=%d  |  %s", run.tokens.size(),
+                      run.config.k, run.config.block, to_string(run.config.scorer), run.config.sink,
+                      run.backend.c_str());
+        // Cut the source (a path, usually) first: the run's numbers say more.
+        const float source_budget = std::max(text_width("/a...b"), line_budget - text_width(config));
+        line = viz::elide(viz::elide(a_.source, source_budget, text_width) + config, line_budget, text_width);
     } else {
-        ImGui::TextDisabled("no run loaded: open a session, run a model, or try synthetic attention");
+        line = viz::elide("no run loaded: open a session, run a model, or try synthetic attention", line_budget, text_width);
     }
-    if (!status_.empty()) {
-        float w = ImGui::CalcTextSize(status_.c_str()).x;
-        ImGui::SameLine(std::max(ImGui::GetCursorPosX() + 20, r.w - w - 12));
-        ImGui::TextColored(ImVec4(0.95f, 0.8f, 0.4f, 1.0f), "%s", status_.c_str());
+    ImGui::TextDisabled("%s", line.c_str());
+    if (!a_.empty() && line.find(a_.source) == std::string::npos && ImGui::IsItemHovered())
+        ImGui::SetTooltip("%s", a_.source.c_str());
+    if (!status.empty()) {
+        ImGui::SameLine(r.w - text_width(status) - right_margin);
+        ImGui::TextColored(ImVec4(0.95f, 0.8f, 0.4f, 1.0f), "%s", status.c_str());
+        if (status != status_ && ImGui::IsItemHovered()) ImGui::SetTooltip("%s", status_.c_str());
     }
     ImGui::End();
 }

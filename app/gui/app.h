@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "app/gui/compare_view.h"
 #include "app/gui/controls_panel.h"
@@ -53,6 +54,8 @@ public:
     const Selection* selection() const;            // at the current k / sink
     const std::vector<float>* recall() const;      // [N, Hq] at the current k / sink
     const viz::LayerSelectionStats* live() const { return live_ ? &*live_ : nullptr; }
+    // Captures of the run with block scores or dense mass (heatmap data), as indices into run->captures.
+    std::vector<int> heatmap_captures() const;
     int block_size() const;                        // of the shown capture
     int group_size() const;
     bool repool_pending() const;                   // scorer/block differ from the shown capture's

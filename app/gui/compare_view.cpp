@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "app/gui/app.h"
@@ -19,17 +20,39 @@ ImVec4 delta_colour(double rel) {
     return to_imvec4(viz::diverging(t));
 }
 
+// Four significant digits, but whole numbers from 10^4 up: "22690", not
+// "2.269e+04", which a narrow column would cut.
+std::string table_number(double v, bool with_sign) {
+    char buf[32];
+    if (std::isfinite(v) && std::abs(v) >= 1e4) std::snprintf(buf, sizeof buf, with_sign ? "%+.0f" : "%.0f", v);
+    else std::snprintf(buf, sizeof buf, with_sign ? "%+.4g" : "%.4g", v);
+    return buf;
+}
+
+// A table cell's text, cut in the middle to the column (hover shows it whole).
+void fitted_cell(const std::string& text, const ImVec4& colour) {
+    const std::string shown = viz::elide(text, ImGui::GetContentRegionAvail().x, text_width);
+    ImGui::TextColored(colour, "%s", shown.c_str());
+    if (shown != text && ImGui::IsItemHovered()) ImGui::SetTooltip("%s", text.c_str());
+}
+
+// Columns of a metric_row table: the name gets twice a number's share.
+void setup_delta_columns(const char* name_header) {
+    ImGui::TableSetupColumn(name_header, ImGuiTableColumnFlags_WidthStretch, 2.0f);
+    for (const char* c : {"A", "B", "delta", "rel"}) ImGui::TableSetupColumn(c, ImGuiTableColumnFlags_WidthStretch, 1.0f);
+}
+
 void metric_row(const char* name, double a, double b) {
     ImGui::TableNextRow();
     ImGui::TableNextColumn();
-    ImGui::TextUnformatted(name);
+    fitted_cell(name, ImGui::GetStyleColorVec4(ImGuiCol_Text));
     ImGui::TableNextColumn();
-    ImGui::Text("%.4g", a);
+    ImGui::TextUnformatted(table_number(a, false).c_str());
     ImGui::TableNextColumn();
-    ImGui::Text("%.4g", b);
+    ImGui::TextUnformatted(table_number(b, false).c_str());
     double delta = b - a, rel = a != 0 ? delta / std::abs(a) : NAN;
     ImGui::TableNextColumn();
-    ImGui::TextColored(delta_colour(rel), "%+.4g", delta);
+    ImGui::TextColored(delta_colour(rel), "%s", table_number(delta, true).c_str());
     ImGui::TableNextColumn();
     if (std::isfinite(rel)) ImGui::TextColored(delta_colour(rel), "%+.1f%%", rel * 100);
     else ImGui::TextDisabled("-");
@@ -58,11 +81,11 @@ void CompareView::tables(App& app, float height) {
             ImGui::TextUnformatted(name);
             ImVec4 c = va == vb ? ImVec4(0.6f, 0.6f, 0.65f, 1) : ImVec4(1, 0.8f, 0.4f, 1);
             ImGui::TableNextColumn();
-            ImGui::TextColored(c, "%s", va.c_str());
+            fitted_cell(va, c);
             ImGui::TableNextColumn();
-            ImGui::TextColored(c, "%s", vb.c_str());
+            fitted_cell(vb, c);
         };
-        ImGui::TableSetupColumn("");
+        ImGui::TableSetupColumn("", ImGuiTableColumnFlags_WidthFixed, text_width("backend"));
         ImGui::TableSetupColumn("A");
         ImGui::TableSetupColumn("B");
         ImGui::TableHeadersRow();
@@ -84,7 +107,7 @@ void CompareView::tables(App& app, float height) {
     ImGui::TextUnformatted("metrics (B - A)");
     if (ImGui::BeginTable("met", 5, ImGuiTableFlags_RowBg | ImGuiTableFlags_ScrollY | ImGuiTableFlags_SizingStretchProp)) {
         ImGui::TableSetupScrollFreeze(0, 1);
-        for (const char* c : {"metric", "A", "B", "delta", "rel"}) ImGui::TableSetupColumn(c);
+        setup_delta_columns("metric");
         ImGui::TableHeadersRow();
         auto mean_of = [](const RunResult& r, double LayerResult::*field) {
             double s = 0;
@@ -121,7 +144,7 @@ void CompareView::tables(App& app, float height) {
     if (ms.empty()) ImGui::TextDisabled("neither run has kernels or stage timings");
     else if (ImGui::BeginTable("ker", 5, ImGuiTableFlags_RowBg | ImGuiTableFlags_ScrollY | ImGuiTableFlags_SizingStretchProp)) {
         ImGui::TableSetupScrollFreeze(0, 1);
-        for (const char* c : {"kernel", "A", "B", "delta", "rel"}) ImGui::TableSetupColumn(c);
+        setup_delta_columns("kernel");
         ImGui::TableHeadersRow();
         for (const auto& [name, v] : ms) metric_row(name.c_str(), v.first, v.second);
         ImGui::EndTable();

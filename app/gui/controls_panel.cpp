@@ -1,5 +1,7 @@
 #include "app/gui/controls_panel.h"
 
+#include <cstdio>
+
 #include "app/gui/app.h"
 #include "app/gui/panel.h"
 
@@ -48,12 +50,20 @@ void ControlsPanel::draw(App& app, const viz::Rect& r) {
             ImGui::TextColored(ImVec4(1, 0.75f, 0.3f, 1), "%s", problem.c_str());
             ImGui::PopTextWrapPos();
         } else if (app.repool_job().running()) {
-            ImGui::ProgressBar(static_cast<float>(app.repool_job().fraction()), ImVec2(-1, 0), "re-pooling from Q/K/V...");
+            const Job& job = app.repool_job();
+            char label[160];
+            std::snprintf(label, sizeof label, "%s  %.1f s", job.stage().c_str(), job.seconds());
+            ImGui::ProgressBar(static_cast<float>(job.fraction()), ImVec2(-1, 0), label);
+            ImGui::TextDisabled("re-pooling from the layer's Q/K/V;\nthe views show B=%d %s until it is done",
+                                app.block_size(), to_string(run.config.scorer));
         }
     }
     ImGui::Separator();
     if (const viz::LayerSelectionStats* live = app.live()) {
-        ImGui::Text("recall  mean %.3f  p5 %.3f  p50 %.3f", live->recall_mean, live->recall_p5, live->recall_p50);
+        char quantiles[64];
+        std::snprintf(quantiles, sizeof quantiles, "p5 %.3f  p50 %.3f", live->recall_p5, live->recall_p50);
+        ImGui::Text("recall  mean %.3f ", live->recall_mean);
+        text_beside_or_below(quantiles);
         ImGui::TextDisabled("re-selected in %.1f ms (k=%d, sink=%d)", live->elapsed_ms, app.budget.k, app.budget.sink);
     } else if (app.capture()) {
         ImGui::TextDisabled("this capture has selections only:\nk / sink changes need block scores");

@@ -15,6 +15,17 @@ std::string Document::token(int t) const {
     return "[" + std::to_string(run->tokens[t]) + "]";
 }
 
+std::string Document::token_on_one_line(int t) const {
+    std::string out;
+    for (char c : token(t)) {
+        if (c == '\n') out += "\\n";
+        else if (c == '\r') out += "\\r";
+        else if (c == '\t') out += "\\t";
+        else out += c;
+    }
+    return out;
+}
+
 std::string Document::text(int begin, int end, size_t max_chars) const {
     std::string out;
     for (int t = std::max(0, begin); t < end && out.size() < max_chars; ++t) out += token(t);

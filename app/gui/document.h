@@ -19,6 +19,8 @@ struct Document {
 
     bool empty() const { return !run; }
     std::string token(int t) const;
+    // token(t) on one line: newlines, carriage returns and tabs written as \n, \r, \t.
+    std::string token_on_one_line(int t) const;
     // Concatenated text of tokens [begin, end), newlines shown as spaces, cut to max_chars.
     std::string text(int begin, int end, size_t max_chars = 400) const;
 };

@@ -66,8 +66,23 @@ void HeatmapView::draw(App& app, const viz::Rect& r) {
     scores_placement_.drawn = false;
     const LayerCapture* c = app.capture();
     if (!c || (c->scores.values.empty() && c->mass.values.empty())) {
-        ImGui::TextDisabled(app.doc().empty() ? "No run loaded. Open a session (left), run a model, or press Synthetic."
-                                              : "This run has no captured block scores or dense mass for heatmaps.");
+        if (app.doc().empty()) {
+            ImGui::TextDisabled("No run loaded. Open a session (left), run a model, or press Synthetic.");
+        } else if (!c) {
+            ImGui::TextDisabled("This run has no captured layers: record it with --capture full to see heatmaps.");
+        } else {
+            ImGui::TextDisabled("Layer %d kept its selections only (no block scores or dense mass to draw).",
+                                c->layer);
+            // Offer the layers that do have heatmap data.
+            const std::vector<int> with_heatmaps = app.heatmap_captures();
+            if (with_heatmaps.empty())
+                ImGui::TextDisabled("No layer of this run has them: record it with --capture-layers LIST.");
+            for (int index : with_heatmaps) {
+                const std::string label = "Show layer " + std::to_string(app.doc().run->captures[index].layer);
+                if (ImGui::Button(label.c_str())) app.jump_to(index, app.group);
+                ImGui::SameLine();
+            }
+        }
         ImGui::End();
         return;
     }
@@ -83,7 +98,11 @@ void HeatmapView::draw(App& app, const viz::Rect& r) {
     ImGui::SameLine();
     if (ImGui::Button("Export PNG")) export_png(app);
     ImGui::SameLine();
-    ImGui::TextDisabled("%s  |  wheel: zoom (Shift: rows, Ctrl: blocks)  drag: pan  click: inspect", describe(window_).c_str());
+    // The hint is cut at the end on narrow windows; hovering shows it whole.
+    const std::string hint = describe(window_) + "  |  wheel: zoom (Shift: rows, Ctrl: blocks)  drag: pan  click: inspect";
+    const std::string shown_hint = viz::elide(hint, ImGui::GetContentRegionAvail().x, text_width, viz::Cut::end);
+    ImGui::TextDisabled("%s", shown_hint.c_str());
+    if (shown_hint != hint && ImGui::IsItemHovered()) ImGui::SetTooltip("%s", hint.c_str());
 
     ImVec2 origin = ImGui::GetCursorScreenPos();
     ImVec2 avail = ImGui::GetContentRegionAvail();
@@ -94,8 +113,9 @@ void HeatmapView::draw(App& app, const viz::Rect& r) {
 
     const int layer = c->layer;
     char title[128];
-    std::snprintf(title, sizeof title, "block scores  L%d  group %d  (%s pooling)", layer, app.group,
-                  to_string(app.using_repooled() ? app.budget.scorer : app.doc().run->config.scorer));
+    std::snprintf(title, sizeof title, "block scores  L%d  group %d  (%s pooling, B=%d%s)", layer, app.group,
+                  to_string(app.using_repooled() ? app.budget.scorer : app.doc().run->config.scorer), app.block_size(),
+                  app.using_repooled() ? ", re-pooled from Q/K/V" : "");
     draw_plot(app, scores_, false, title, origin.x + kAxisLeft, origin.y + kTitle, plot_w, plot_h);
     std::snprintf(title, sizeof title, "dense attention mass  L%d  head %d", layer, app.head);
     draw_plot(app, mass_, true, title, origin.x + col_w + kGap + kAxisLeft, origin.y + kTitle, plot_w, plot_h);
@@ -203,7 +223,7 @@ void HeatmapView::tooltip(App& app, int t, int b) {
     const int B = app.block_size();
     const int n = static_cast<int>(doc.run->tokens.size());
     ImGui::BeginTooltip();
-    ImGui::Text("query %d: \"%s\"", t, doc.token(t).c_str());
+    ImGui::Text("query %d: \"%s\"", t, doc.token_on_one_line(t).c_str());
     ImGui::TextDisabled("...%s", doc.text(std::max(0, t - 12), t + 1, 120).c_str());
     ImGui::Separator();
     int key_end = std::min(n, (b + 1) * B);

@@ -1,5 +1,6 @@
 #include "app/gui/model_panel.h"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -98,8 +99,10 @@ void ModelPanel::draw(App& app, const viz::Rect& r) {
                     m.n_kv_heads, m.head_dim);
         ImGui::Text("%zu tokens, %zu captured layers, backend %s", run.tokens.size(), run.captures.size(),
                     run.backend.c_str());
-        if (std::isfinite(run.perplexity_dense))
+        if (std::isfinite(run.perplexity_dense) && std::isfinite(run.perplexity_msa))
             ImGui::Text("perplexity dense %.3f  msa %.3f", run.perplexity_dense, run.perplexity_msa);
+        else if (std::isfinite(run.perplexity_dense))
+            ImGui::Text("perplexity dense %.3f  (no MSA forward in this run)", run.perplexity_dense);
         for (const std::string& w : run.warnings) ImGui::TextColored(ImVec4(1, 0.75f, 0.3f, 1), "! %s", w.c_str());
     }
     ImGui::End();

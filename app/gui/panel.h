@@ -2,6 +2,8 @@
 // Helpers shared by the views: a fixed-position window at a layout rectangle.
 #include <imgui.h>
 
+#include <string>
+
 #include "viz/image.h"
 #include "viz/layout.h"
 
@@ -14,6 +16,18 @@ inline bool begin_panel(const char* title, const viz::Rect& r, ImGuiWindowFlags 
     return ImGui::Begin(title, nullptr,
                         ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse |
                             ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_NoBringToFrontOnFocus | extra);
+}
+
+// Width in pixels of `s` in the current font (for viz::elide).
+inline float text_width(const std::string& s) { return ImGui::CalcTextSize(s.c_str()).x; }
+
+// `s` on the line of the last item when it fits there, else on the next line
+// (narrow windows wrap between phrases, never inside a number).
+inline void text_beside_or_below(const std::string& s) {
+    const float room = ImGui::GetWindowPos().x + ImGui::GetWindowContentRegionMax().x - ImGui::GetItemRectMax().x -
+                       ImGui::GetStyle().ItemSpacing.x;
+    if (text_width(s) <= room) ImGui::SameLine();
+    ImGui::TextUnformatted(s.c_str());
 }
 
 inline ImU32 to_imgui(viz::Rgba c) { return c.packed(); }

@@ -167,7 +167,9 @@ void ProfileView::timeline(const RunResult& run, float height) {
     for (double t : viz::nice_ticks(0, end, 8)) {
         float px = x0 + static_cast<float>(t / end) * (x1 - x0);
         dl->AddLine(ImVec2(px, y0), ImVec2(px, y0 + lanes * lane_h + 4), IM_COL32(60, 60, 70, 255));
-        dl->AddText(ImVec2(px + 2, y0 + lanes * lane_h + 4), to_imgui(viz::palette::axis), (viz::short_number(t) + " ms").c_str());
+        const std::string label = viz::short_number(t) + " ms";
+        const float label_x = std::min(px + 2, x1 - text_width(label));  // the last one stays inside the panel
+        dl->AddText(ImVec2(label_x, y0 + lanes * lane_h + 4), to_imgui(viz::palette::axis), label.c_str());
     }
     for (const Span& s : spans) {
         float a = x0 + static_cast<float>(s.start / end) * (x1 - x0), b = x0 + static_cast<float>(s.end / end) * (x1 - x0);

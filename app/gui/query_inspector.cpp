@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "app/gui/app.h"
 #include "app/gui/panel.h"
@@ -61,22 +62,27 @@ void QueryInspector::draw(App& app, const viz::Rect& r) {
         return;
     }
     const int t = app.query, B = app.block_size();
-    const int nb = c->scores.n_blocks ? c->scores.n_blocks : c->mass.n_blocks;
+    // A selections-only capture has neither: its blocks follow from the run's length.
+    const int nb = c->scores.n_blocks ? c->scores.n_blocks : c->mass.n_blocks ? c->mass.n_blocks : (n + B - 1) / B;
     const int visible = viz::visible_blocks(t, B, nb);
     const Selection* sel = app.selection();
     std::vector<bool> selected(visible);
     int n_selected = 0;
     for (int b = 0; b < visible; ++b) n_selected += (selected[b] = sel && viz::is_selected(*sel, t, app.group, b));
-    ImGui::Text("\"%s\"  sees %d blocks, keeps %d", doc.token(t).c_str(), visible, n_selected);
+    ImGui::Text("\"%s\"  sees %d blocks, keeps %d", doc.token_on_one_line(t).c_str(), visible, n_selected);
     if (const std::vector<float>* recall = app.recall(); recall && !recall->empty() && c->mass.n_heads) {
         const int heads = c->mass.n_heads, rsize = app.group_size();
         double group_recall = 0;
         for (int h = app.group * rsize; h < (app.group + 1) * rsize; ++h) group_recall += (*recall)[size_t(t) * heads + h];
-        ImGui::SameLine();
-        ImGui::Text("  recall: head %d %.3f, group %d mean %.3f", app.head, (*recall)[size_t(t) * heads + app.head],
-                    app.group, group_recall / rsize);
+        char line[128];
+        std::snprintf(line, sizeof line, "  recall: head %d %.3f, group %d mean %.3f", app.head,
+                      (*recall)[size_t(t) * heads + app.head], app.group, group_recall / rsize);
+        text_beside_or_below(line);
     }
     ImGui::TextDisabled("...%s", doc.text(std::max(0, t - 24), t + 1, 200).c_str());
+    if (c->scores.values.empty() && c->mass.values.empty())
+        ImGui::TextDisabled("layer %d kept selections only: no block scores or dense mass to plot; its kept blocks:",
+                            c->layer);
 
     const float bars_h = std::max(40.f, (ImGui::GetContentRegionAvail().y - 40) * 0.28f);
     std::vector<float> scores(visible), mass(visible);
@@ -100,14 +106,19 @@ void QueryInspector::draw(App& app, const viz::Rect& r) {
     }
     // Best blocks with their text; selected ones highlighted.
     ImGui::BeginChild("top blocks", ImVec2(0, 0), true);
+    const bool selections_only = c->scores.values.empty() && c->mass.values.empty();
     std::vector<int> ranked = c->scores.values.empty() ? std::vector<int>() : viz::ranked_blocks(scores.data(), visible, 24);
     if (ranked.empty())
-        for (int b = 0; b < visible; ++b) ranked.push_back(b);
+        for (int b = 0; b < visible; ++b)
+            if (!selections_only || selected[b]) ranked.push_back(b);
     for (size_t i = 0; i < ranked.size(); ++i) {
         int b = ranked[i];
         ImVec4 colour = selected[b] ? to_imvec4(viz::palette::selected_outline) : ImVec4(0.6f, 0.6f, 0.65f, 1);
-        ImGui::TextColored(colour, "#%zu  block %d  score %.3f  mass %.3f%s", i + 1, b, scores[b], mass[b],
-                           selected[b] ? "  selected" : "");
+        if (selections_only)
+            ImGui::TextColored(colour, "block %d  selected", b);
+        else
+            ImGui::TextColored(colour, "#%zu  block %d  score %.3f  mass %.3f%s", i + 1, b, scores[b], mass[b],
+                               selected[b] ? "  selected" : "");
         ImGui::PushTextWrapPos(0);
         ImGui::PushStyleColor(ImGuiCol_Text, selected[b] ? ImVec4(1, 0.85f, 0.65f, 1) : ImVec4(0.55f, 0.55f, 0.6f, 1));
         ImGui::TextUnformatted(doc.text(b * B, std::min(n, std::min((b + 1) * B, t + 1)), 300).c_str());

@@ -57,7 +57,8 @@ void SessionsBrowser::draw(App& app, const viz::Rect& r) {
             ImGui::EndCombo();
         }
     } else if (current_ >= 0) {
-        ImGui::TextDisabled("%s", files_[current_].c_str());
+        ImGui::TextDisabled("%s", viz::elide(files_[current_], ImGui::GetContentRegionAvail().x, text_width).c_str());
+        if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", files_[current_].c_str());
     }
     if (!error_.empty()) {
         ImGui::PushTextWrapPos(0);
@@ -82,10 +83,11 @@ void SessionsBrowser::draw(App& app, const viz::Rect& r) {
             ImGui::TableNextColumn();
             ImGui::Text("%lld", static_cast<long long>(s.id));
             ImGui::TableNextColumn();
-            ImGui::TextUnformatted(s.label.empty() ? s.kind.c_str() : s.label.c_str());
+            const std::string& label = s.label.empty() ? s.kind : s.label;
+            ImGui::TextUnformatted(viz::elide(label, ImGui::GetContentRegionAvail().x, text_width, viz::Cut::end).c_str());
             if (ImGui::IsItemHovered())
-                ImGui::SetTooltip("%s run, %s\nmodel %s\n%s %s\n%d layers, %d captures, %lld kernels", s.kind.c_str(),
-                                  s.status.c_str(), s.model_path.c_str(), s.backend.c_str(), s.device.c_str(),
+                ImGui::SetTooltip("%s\n%s run, %s\nmodel %s\n%s %s\n%d layers, %d captures, %lld kernels", label.c_str(),
+                                  s.kind.c_str(), s.status.c_str(), s.model_path.c_str(), s.backend.c_str(), s.device.c_str(),
                                   s.n_layers_stored, s.n_captures, static_cast<long long>(s.n_kernels));
             ImGui::TableNextColumn();
             ImGui::Text("%d", s.n_tokens);

@@ -3,6 +3,8 @@
 // block mass, for one layer (viz::reselect). Target: under 100 ms at 8K tokens.
 // Inputs are a synthetic-attention layer (viz::synthetic_run) at the shape of
 // SmolLM2-135M (9 query heads, 3 KV heads) unless flags say otherwise.
+// Then what a scorer or block-size change costs: re-pooling the layer from its
+// Q/K/V (viz::repool, all threads; a scorer change reuses the dense mass).
 //
 //   bench_reselect [--tokens 8192] [--heads 9] [--kv-heads 3] [--block 128] [--repeats 20]
 #include <algorithm>
@@ -24,7 +26,7 @@ int main(int argc, char** argv) {
     options.n_heads = 9;
     options.n_kv_heads = 3;
     options.head_dim = 64;
-    options.keep_qkv = false;
+    options.keep_qkv = true;  // for the re-pooling rows
     int repeats = 20;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string flag = argv[i];
@@ -59,6 +61,23 @@ int main(int argc, char** argv) {
             }
             std::sort(ms.begin(), ms.end());
             std::printf("%6d %5d %10.2f %10.2f %10.2f %8.3f\n", k, sink, ms[ms.size() / 2], ms.front(), ms.back(), recall);
+        }
+
+    std::printf("\nre-pooling from Q/K/V (k=16, sink=0), %d threads\n", options.threads);
+    std::printf("%8s %6s %10s %8s\n", "scorer", "block", "ms", "recall");
+    for (msa::Scorer scorer : {msa::Scorer::max, msa::Scorer::mean, msa::Scorer::quest, msa::Scorer::random})
+        for (int block : {64, 128, 256}) {
+            msa::MsaConfig config = options.config;
+            config.scorer = scorer;
+            config.block = block;
+            auto start = std::chrono::steady_clock::now();
+            msa::LayerCapture repooled = msa::viz::repool(capture, options.config.block, config, options.threads);
+            const double ms =
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+            msa::viz::LayerSelectionStats stats;
+            msa::viz::summarize_recall(repooled.recall, capture.qkv_shape.n_heads, capture.qkv_shape.group_size(), stats);
+            std::printf("%8s %6d %10.1f %8.3f%s\n", msa::to_string(scorer), block, ms, stats.recall_mean,
+                        block == options.config.block ? "   (dense mass reused)" : "");
         }
     return 0;
 }

@@ -35,6 +35,11 @@ k4=$("$png_stats" "$work/selection.png" --rect 0.25,0.10,0.58,0.58 --colour $ora
 k1=$("$png_stats" "$work/selection_k1.png" --rect 0.25,0.10,0.58,0.58 --colour $orange | sed 's/.*colour count //')
 echo "outlined pixels: k=4 $k4, k=1 $k1"
 [ "$k4" -gt "$k1" ] || { echo "re-selecting with k=1 did not reduce the outlined blocks ($k1 >= $k4)" >&2; exit 1; }
+# The CLI kept layer 2's Q/K/V: another block size and scorer re-pool from them.
+shoot repooled --run 1 --view selection --block 64 --scorer mean --screenshot-info "$work/repooled.json"
+grep -q '"block": 64' "$work/repooled.json" && grep -q '"scorer": "mean"' "$work/repooled.json" ||
+  { echo "the app did not re-pool the CLI session at B=64, mean:" >&2; cat "$work/repooled.json" >&2; exit 1; }
+"$png_stats" "$work/repooled.png" --rect 0.25,0.10,0.58,0.58 --min-stddev 10 --colour $orange --min-count 200
 shoot profile --run 1 --view profile
 "$png_stats" "$work/profile.png" --rect 0.22,0.05,0.98,0.95 --min-stddev 8
 # Compare: two heatmaps side by side, both drawn.

@@ -1,7 +1,8 @@
 // The desktop app as a person sees it: msascope renders each view under a
 // virtual X server (xvfb-run) and writes a PNG; these tests read the pixels.
 // Inputs: two synthetic-attention runs saved to a session by the app itself
-// (k=16, and k=4 with the sink forced), so session loading is exercised too.
+// (k=16, and k=4 with the sink forced), so session loading is exercised too;
+// and one recorded by msascope-cli on a tiny generated model.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,6 +15,7 @@
 #include <stb_image.h>
 
 #include "sessions/session.h"
+#include "tests/support/cli_session.h"
 #include "viz/colormap.h"
 #include "viz/live_selection.h"
 #include "viz/query_stats.h"
@@ -114,27 +116,17 @@ TEST_F(GuiScreenshots, EveryViewRendersSomething) {
     }
 }
 
-TEST_F(GuiScreenshots, OutlineMarksExactlyTheSelectedBlocks) {
-    const int layer = 2, group = 1, k = 8;
-    ASSERT_EQ(run_app("--session " + session_ + " --run 1 --layer " + std::to_string(layer) + " --group " +
-                          std::to_string(group) + " --k " + std::to_string(k),
-                      "outline"),
-              0);
-    Png png = shot("outline");
-    nlohmann::json shown = info("outline");
+// Checks that the block-score heatmap of a screenshot outlines exactly the
+// blocks `selection` keeps for `group`: sampled pixel rows, left edges of
+// blocks every query of the row selects, insides of blocks none selects.
+void expect_outlines_match(const Png& png, const nlohmann::json& shown, const msa::Selection& selection, int group,
+                           int min_checked) {
     ASSERT_TRUE(shown.contains("scores_heatmap")) << shown.dump();
-    EXPECT_EQ(shown["layer"], layer);
-    EXPECT_EQ(shown["k"], k);
+    const int block = shown["block"];
     const auto& hm = shown["scores_heatmap"];
     const int px = static_cast<int>(hm["x"].get<double>()), py = static_cast<int>(hm["y"].get<double>());
     const int w = static_cast<int>(hm["w"].get<double>()), h = static_cast<int>(hm["h"].get<double>());
     const double q0 = hm["q0"], q1 = hm["q1"], b0 = hm["b0"], b1 = hm["b1"];
-
-    // The same re-selection the app made, from the same stored scores.
-    msa::sessions::Reader reader(session_);
-    msa::LayerCapture capture = reader.load_capture(1, layer);
-    const int block = shown["block"];
-    msa::viz::LayerSelectionStats live = msa::viz::reselect(capture, k, 0, block);
     const double rows_per_px = (q1 - q0) / h, px_per_block = w / (b1 - b0);
     ASSERT_GE(px_per_block, 3.0);
 
@@ -146,7 +138,7 @@ TEST_F(GuiScreenshots, OutlineMarksExactlyTheSelectedBlocks) {
             if (b > first / block) continue;  // keep to cells every query of the pixel row can see
             int all = 0, none = 0, rows = 0;
             for (int t = first; t <= last; ++t, ++rows) {
-                bool s = msa::viz::is_selected(live.selection, t, group, b);
+                bool s = msa::viz::is_selected(selection, t, group, b);
                 all += s;
                 none += !s;
             }
@@ -168,8 +160,50 @@ TEST_F(GuiScreenshots, OutlineMarksExactlyTheSelectedBlocks) {
             }
         }
     }
-    EXPECT_GT(checked_selected, 20);
-    EXPECT_GT(checked_unselected, 20);
+    EXPECT_GT(checked_selected, min_checked);
+    EXPECT_GT(checked_unselected, min_checked);
+}
+
+TEST_F(GuiScreenshots, OutlineMarksExactlyTheSelectedBlocks) {
+    const int layer = 2, group = 1, k = 8;
+    ASSERT_EQ(run_app("--session " + session_ + " --run 1 --layer " + std::to_string(layer) + " --group " +
+                          std::to_string(group) + " --k " + std::to_string(k),
+                      "outline"),
+              0);
+    nlohmann::json shown = info("outline");
+    EXPECT_EQ(shown["layer"], layer);
+    EXPECT_EQ(shown["k"], k);
+    // The same re-selection the app made, from the same stored scores.
+    msa::sessions::Reader reader(session_);
+    msa::LayerCapture capture = reader.load_capture(1, layer);
+    msa::viz::LayerSelectionStats live = msa::viz::reselect(capture, k, 0, shown["block"]);
+    expect_outlines_match(shot("outline"), shown, live.selection, group, 20);
+}
+
+// A session recorded by msascope-cli (not by the app) opened at another block
+// size and scorer: the app re-pools the layer from the Q/K/V the CLI kept and
+// outlines what that re-pooling selects.
+TEST_F(GuiScreenshots, RepoolsACliRecordedSessionAtAnotherBlockSize) {
+    if (!fs::exists(msa::cli_binary())) GTEST_SKIP() << "msascope-cli not built";
+    const std::string input = msa::write_tiny_model_and_text(dir_->string(), 500);
+    const std::string session = (*dir_ / "cli.db").string();
+    ASSERT_EQ(msa::run_cli("run " + input + " --k 4 --capture-layers 1 --no-perplexity --threads 1 --session " + session).code,
+              0);
+    const int layer = 1, group = 1, k = 3;
+    ASSERT_EQ(run_app("--session " + session + " --layer 1 --group 1 --k 3 --block 64 --scorer mean", "repool_cli"), 0);
+    nlohmann::json shown = info("repool_cli");
+    EXPECT_EQ(shown["layer"], layer);
+    EXPECT_EQ(shown["block"], 64) << "the app did not re-pool: " << shown["status"];
+    EXPECT_EQ(shown["scorer"], "mean");
+    EXPECT_EQ(shown["status"].get<std::string>().find("re-pooling"), std::string::npos) << shown["status"];
+
+    msa::sessions::Reader reader(session);
+    msa::MsaConfig config;
+    config.block = 64;
+    config.scorer = msa::Scorer::mean;
+    config.k = k;
+    const msa::LayerCapture repooled = msa::viz::repool(reader.load_capture(1, layer), 128, config, 1);
+    expect_outlines_match(shot("repool_cli"), shown, repooled.selection, group, 10);
 }
 
 TEST_F(GuiScreenshots, CompareViewShowsTwoHeatmapsAndTheirDifference) {
