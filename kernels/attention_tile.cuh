@@ -294,28 +294,33 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
             // A row with nothing visible yet keeps m = -inf; use 0 as the reference so
             // exp2(-inf - ref) = 0 instead of NaN.
             const float ref_a = mn_a == -INFINITY ? 0.f : mn_a, ref_b = mn_b == -INFINITY ? 0.f : mn_b;
-            corr[ia] = exp2f(m_run[ia] - ref_a);
-            corr[ib] = exp2f(m_run[ib] - ref_b);
+            corr[ia] = fast_exp2(m_run[ia] - ref_a);
+            corr[ib] = fast_exp2(m_run[ib] - ref_b);
             m_run[ia] = mn_a;
             m_run[ib] = mn_b;
             float sum_a = 0.f, sum_b = 0.f;
 #pragma unroll
             for (int j = 0; j < KN / 8; ++j) {
-                s[mt][j][0] = exp2f(fmaf(s[mt][j][0], p.scale_log2, -ref_a));
-                s[mt][j][1] = exp2f(fmaf(s[mt][j][1], p.scale_log2, -ref_a));
-                s[mt][j][2] = exp2f(fmaf(s[mt][j][2], p.scale_log2, -ref_b));
-                s[mt][j][3] = exp2f(fmaf(s[mt][j][3], p.scale_log2, -ref_b));
+                s[mt][j][0] = fast_exp2(fmaf(s[mt][j][0], p.scale_log2, -ref_a));
+                s[mt][j][1] = fast_exp2(fmaf(s[mt][j][1], p.scale_log2, -ref_a));
+                s[mt][j][2] = fast_exp2(fmaf(s[mt][j][2], p.scale_log2, -ref_b));
+                s[mt][j][3] = fast_exp2(fmaf(s[mt][j][3], p.scale_log2, -ref_b));
                 sum_a += s[mt][j][0] + s[mt][j][1];
                 sum_b += s[mt][j][2] + s[mt][j][3];
             }
             l_run[ia] = l_run[ia] * corr[ia] + sum_a;
             l_run[ib] = l_run[ib] * corr[ib] + sum_b;
+            // Once a row's max has settled (most chunks at long context) the
+            // correction is exactly 1: skip the D / 2 multiplies when the whole
+            // warp agrees (a warp-uniform branch).
+            if (__any_sync(0xffffffffu, corr[ia] != 1.f || corr[ib] != 1.f)) {
 #pragma unroll
-            for (int j = 0; j < D / 8; ++j) {
-                o[mt][j][0] *= corr[ia];
-                o[mt][j][1] *= corr[ia];
-                o[mt][j][2] *= corr[ib];
-                o[mt][j][3] *= corr[ib];
+                for (int j = 0; j < D / 8; ++j) {
+                    o[mt][j][0] *= corr[ia];
+                    o[mt][j][1] *= corr[ia];
+                    o[mt][j][2] *= corr[ib];
+                    o[mt][j][3] *= corr[ib];
+                }
             }
         }
 
