@@ -54,14 +54,16 @@ __device__ void write_selection(int32_t* out, int slots, int local, int k_top, i
 // which is what bounds this kernel at MT = 1 (one ldmatrix.x4 per two MMAs
 // saturates the SM's 128 B/clk of shared-memory bandwidth before the tensor
 // cores). Measured alternatives are in tests/bench/NOTES_cuda.md.
-template <int D, int WARPS, int KN, int MT, int STAGES>
+template <int D, int WARPS, int KN, int MT, int STAGES, bool WG = false>
 __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParams p) {
-    static_assert(STAGES >= 2, "at least double buffering");
+    static_assert(STAGES >= (WG ? 3 : 2), "at least double buffering (one more stage with wgmma in flight)");
     constexpr int NT = WARPS * 32;
     constexpr int ROWS = 16 * MT * WARPS;
     constexpr int R = 2 * MT;  // rows per thread
     extern __shared__ __align__(128) unsigned char smem_raw[];
-    bf16* kt = reinterpret_cast<bf16*>(smem_raw);  // STAGES stages of [KN][D]
+    // wgmma's swizzle atoms need 1024-byte alignment (the launcher adds the slack).
+    bf16* kt = reinterpret_cast<bf16*>(WG ? (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023)
+                                          : reinterpret_cast<uintptr_t>(smem_raw));  // STAGES stages of [KN][D]
     float* cand_s = reinterpret_cast<float*>(kt + STAGES * KN * D);
     int32_t* cand_i = reinterpret_cast<int32_t*>(cand_s + ROWS * p.cand_cap);
 
@@ -133,8 +135,8 @@ __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParam
         if (i < n_chunks) {
             int k0, k1;
             chunk_keys(i, k0, k1);
-            load_tile_async<D, NT>(kt + (i % STAGES) * KN * D, kbase + max(0, min(k0, p.n_kv - 1)) * kstride,
-                                   kstride, KN, k1 - k0);
+            load_tile_async<D, NT, WG>(kt + (i % STAGES) * KN * D, kbase + max(0, min(k0, p.n_kv - 1)) * kstride,
+                                       kstride, KN, k1 - k0);
         }
         cp_async_commit();
     };
@@ -181,36 +183,11 @@ __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParam
         }
     };
 
-    for (int i = 0; i < n_chunks; ++i) {
+    // Pools chunk i's scores s into the rows' running block values, and after a
+    // block's last chunk turns them into block scores / candidates.
+    auto pool_chunk = [&](int i, float (&s)[MT][KN / 8][4]) {
         int k0, k1;
         chunk_keys(i, k0, k1);
-        cp_async_wait<STAGES - 2>();
-        // One barrier per chunk: chunk i is visible to all, and every warp is
-        // done with chunk i - 1, whose stage the next load overwrites.
-        __syncthreads();
-        load_chunk(i + STAGES - 1);
-        const bf16* ks = kt + (i % STAGES) * KN * D;
-
-        float s[MT][KN / 8][4];
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-            for (int j = 0; j < KN / 8; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-            for (int np = 0; np < KN / 16; ++np) {
-                uint32_t b[4];
-                int key = np * 16 + (lane & 7) + ((lane >> 4) << 3);
-                int col = kk * 16 + ((lane >> 3) & 1) * 8;
-                ldmatrix_x4(b, smem_addr(ks + swz<D>(key, col)));
-#pragma unroll
-                for (int mt = 0; mt < MT; ++mt) {
-                    mma_16816(s[mt][2 * np], qf[mt][kk], b[0], b[1]);
-                    mma_16816(s[mt][2 * np + 1], qf[mt][kk], b[2], b[3]);
-                }
-            }
-        }
         // Only chunks reaching past the CTA's first position or short of KN keys
         // need the per-key test; elsewhere pooling is one max/add per score.
         const bool need_mask = (k1 - k0 < KN) || (k1 - 1 > pos_lo);
@@ -240,6 +217,103 @@ __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParam
                 acc[r] = empty;
             }
         }
+    };
+
+    if constexpr (!WG) {
+        for (int i = 0; i < n_chunks; ++i) {
+            cp_async_wait<STAGES - 2>();
+            // One barrier per chunk: chunk i is visible to all, and every warp is
+            // done with chunk i - 1, whose stage the next load overwrites.
+            __syncthreads();
+            load_chunk(i + STAGES - 1);
+            const bf16* ks = kt + (i % STAGES) * KN * D;
+
+            float s[MT][KN / 8][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int j = 0; j < KN / 8; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+                for (int np = 0; np < KN / 16; ++np) {
+                    uint32_t b[4];
+                    int key = np * 16 + (lane & 7) + ((lane >> 4) << 3);
+                    int col = kk * 16 + ((lane >> 3) & 1) * 8;
+                    ldmatrix_x4(b, smem_addr(ks + swz<D>(key, col)));
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        mma_16816(s[mt][2 * np], qf[mt][kk], b[0], b[1]);
+                        mma_16816(s[mt][2 * np + 1], qf[mt][kk], b[2], b[3]);
+                    }
+                }
+            }
+            pool_chunk(i, s);
+        }
+    } else {
+#if defined(MSA_HAVE_WGMMA)
+        // The warpgroup's tensor cores score chunk i + 1 (asynchronously, into
+        // the other accumulator set) while the warps pool chunk i: the pooling
+        // and top-k bookkeeping, not the MMAs, bound the mma.sync version.
+        static_assert(MT == 1 && WARPS % 4 == 0 && KN == 64, "wgmma tile: whole warpgroups, m64n64 each");
+        auto issue = [&](int i, float (&s)[1][KN / 8][4]) {
+            const bf16* ks = kt + (i % STAGES) * KN * D;
+#pragma unroll
+            for (int j = 0; j < KN / 8; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) fence_operand(s[0][j][e]);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk)
+                wgmma_m64n64k16(s[0], qf[0][kk], sw128_desc(ks + (kk / 4) * KN * 64) + 2 * (kk % 4), kk > 0);
+            wgmma_commit();
+        };
+        // Chunk i + 1 landed: with STAGES - 1 groups in the prologue and one per
+        // step, STAGES - 3 may stay pending.
+        auto step = [&](int i, float (&cur)[1][KN / 8][4], float (&next)[1][KN / 8][4]) {
+            cp_async_wait<STAGES - 3>();
+            fence_proxy_async();
+            // Everyone's copies of chunk i + 1 are in, and every thread has
+            // waited for wgmma(i - 1), so chunk i - 1's stage can be refilled.
+            __syncthreads();
+            load_chunk(i + STAGES - 1);
+            issue(i + 1, next);
+            wgmma_wait<1>();
+#pragma unroll
+            for (int j = 0; j < KN / 8; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) fence_operand(cur[0][j][e]);
+            pool_chunk(i, cur);
+        };
+        auto last_step = [&](int i, float (&cur)[1][KN / 8][4]) {
+            wgmma_wait<0>();
+#pragma unroll
+            for (int j = 0; j < KN / 8; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) fence_operand(cur[0][j][e]);
+            pool_chunk(i, cur);
+        };
+        float sa[1][KN / 8][4], sb[1][KN / 8][4];
+        if (n_chunks > 0) {
+            cp_async_wait<STAGES - 2>();
+            fence_proxy_async();
+            __syncthreads();
+            issue(0, sa);
+            int i = 0;
+            for (; i + 2 < n_chunks; i += 2) {
+                step(i, sa, sb);
+                step(i + 1, sb, sa);
+            }
+            if (i + 1 < n_chunks) {
+                step(i, sa, sb);
+                last_step(i + 1, sb);
+            } else {
+                last_step(i, sa);
+            }
+        }
+#else
+        __trap();  // the launcher takes this path only where sm_90a code exists
+#endif
     }
     cp_async_wait<0>();
 
@@ -432,41 +506,68 @@ bool needs_score_buffer(const IndexTopkOp& op) {
     return op.pool == IndexPool::quest || op.pool == IndexPool::random || use_decode_path(op);
 }
 
-template <int D, int WARPS, int KN, int MT, int STAGES>
+template <int D, int WARPS, int KN, int MT, int STAGES, bool WG = false>
 void launch_fused_tile(const IndexParams& p, int rows, int n_key_heads, int n_splits, cudaStream_t stream) {
     constexpr int ROWS = 16 * MT * WARPS;
-    size_t smem = STAGES * KN * D * sizeof(bf16) + static_cast<size_t>(ROWS) * p.cand_cap * 8;
-    auto kernel = index_topk_kernel<D, WARPS, KN, MT, STAGES>;
+    size_t smem = STAGES * KN * D * sizeof(bf16) + static_cast<size_t>(ROWS) * p.cand_cap * 8 + (WG ? 1024 : 0);
+    auto kernel = index_topk_kernel<D, WARPS, KN, MT, STAGES, WG>;
     MSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     dim3 grid((rows + ROWS - 1) / ROWS, n_key_heads, n_splits);
     kernel<<<grid, WARPS * 32, smem, stream>>>(p);
     MSA_CUDA_CHECK(cudaGetLastError());
 }
 
-// Tile variants (warps x m16 tiles per warp, key chunk, cp.async stages). The
-// default is 4 warps x 1, 64-key chunks, 3 stages. Measured on the H100 at
-// 128K (NOTES_cuda.md): 2 m-tiles per warp, which halves the shared-memory
-// reads per MMA, gains nothing (43.4 vs 43.6 ms), and 2 or 4 stages lose (48.2,
-// 50.0 ms), so the kernel is bound neither by shared memory nor by latency to
-// L2 alone. MSA_INDEX_TILE=mt2 | kn128 | w8 selects the alternatives. Decode
-// always takes the default: its few rows would leave larger tiles empty.
-enum class IndexTile { w4k64, mt2, kn128, w8 };
+// wgmma needs sm_90a code in the binary and a compute capability 9.0 device.
+bool wgmma_available() {
+#if defined(MSASCOPE_CUDA_SM90A)
+    static const bool ok = [] {
+        int dev = 0, major = 0, minor = 0;
+        MSA_CUDA_CHECK(cudaGetDevice(&dev));
+        MSA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+        MSA_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+        return major == 9 && minor == 0;
+    }();
+    return ok;
+#else
+    return false;
+#endif
+}
+
+// Tile variants (warps x m16 tiles per warp, key chunk, cp.async stages).
+// Default: wgmma (one warpgroup, m64n64, 4 stages) where available, else 4
+// warps x 1 mma.sync tile, 64-key chunks, 3 stages. Measured on the H100 at
+// 128K (NOTES_cuda.md): for mma.sync, 2 m-tiles per warp, which halves the
+// shared-memory reads per MMA, gains nothing (43.4 vs 43.6 ms), 2 or 4 stages
+// lose (48.2, 50.0 ms), 8 warps or 128-key chunks gain 3-4%: the pooling and
+// top-k bookkeeping on the ALU pipe, not the MMAs, bound it (ncu: ALU the
+// busiest pipe, 54% issue-slot use). MSA_INDEX_TILE=mma | mt2 | kn128 | w8
+// selects the alternatives. wgmma at 128K: 40.5 ms vs 41.2 (mma.sync), at 1M
+// 2.16 s vs 2.56 s; two warpgroups sharing each key chunk (8 warps) lost (52.0
+// ms: one CTA per SM at 155 registers). ncu on the wgmma kernel: ALU still the
+// busiest pipe (46%), stalls mostly fixed-latency waits and the per-chunk
+// barrier, 19% achieved occupancy. Decode always takes mma.sync: its few rows would
+// leave larger tiles empty.
+enum class IndexTile { wgmma, w4k64, mt2, kn128, w8 };
 IndexTile index_tile(bool decode) {
     static const IndexTile forced = [] {
         const char* e = std::getenv("MSA_INDEX_TILE");
         const std::string v = e ? e : "";
+        if (v == "mma") return IndexTile::w4k64;
         if (v == "mt2") return IndexTile::mt2;
         if (v == "kn128") return IndexTile::kn128;
         if (v == "w8") return IndexTile::w8;
-        return IndexTile::w4k64;
+        return IndexTile::wgmma;
     }();
-    return decode ? IndexTile::w4k64 : forced;
+    if (decode) return IndexTile::w4k64;
+    return forced == IndexTile::wgmma && !wgmma_available() ? IndexTile::w4k64 : forced;
 }
 
 template <int D>
 void dispatch_fused(const IndexParams& p, int rows, int n_key_heads, int n_splits, bool decode,
                     cudaStream_t stream) {
     switch (index_tile(decode)) {
+        case IndexTile::wgmma:
+            return launch_fused_tile<D, 4, kKN, 1, 4, true>(p, rows, n_key_heads, n_splits, stream);
         case IndexTile::mt2: return launch_fused_tile<D, 4, kKN, 2, 3>(p, rows, n_key_heads, n_splits, stream);
         case IndexTile::kn128: return launch_fused_tile<D, 4, 128, 1, 2>(p, rows, n_key_heads, n_splits, stream);
         case IndexTile::w8: return launch_fused_tile<D, 8, kKN, 1, 3>(p, rows, n_key_heads, n_splits, stream);

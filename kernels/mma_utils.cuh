@@ -65,9 +65,17 @@ __device__ __forceinline__ int swz(int row, int col) {
     return row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
 }
 
+// Shared tile [rows][D] in wgmma's K-major 128-byte-swizzle layout: D / 64
+// column halves, each [rows][64] with 16-byte chunk c of row r stored at chunk
+// c ^ (r & 7); the tile must start 1024-byte aligned (the hardware swizzles on
+// address bits 4-6 vs 7-9).
+__device__ __forceinline__ int swz128(int rows, int row, int col) {
+    return (col >> 6) * rows * 64 + row * 64 + ((((col & 63) >> 3) ^ (row & 7)) << 3) + (col & 7);
+}
+
 // Loads `rows` rows of D bf16 (global row i at base + i * stride elements) into a
-// swizzled tile; rows at or past `valid` are zero-filled.
-template <int D, int NTHREADS>
+// swizzled tile (swz, or swz128 for wgmma); rows at or past `valid` are zero-filled.
+template <int D, int NTHREADS, bool SW128 = false>
 __device__ __forceinline__ void load_tile_async(bf16* tile, const bf16* base, long stride, int rows, int valid) {
     constexpr int CH = D / 8;  // 16-byte chunks per row
     const int tid = threadIdx.x;
@@ -75,9 +83,55 @@ __device__ __forceinline__ void load_tile_async(bf16* tile, const bf16* base, lo
         int r = c / CH, ch = c % CH;
         bool ok = r < valid;
         const bf16* src = base + (ok ? static_cast<long>(r) * stride + ch * 8 : 0);
-        cp_async16(smem_addr(tile + swz<D>(r, ch * 8)), src, ok);
+        const int at = SW128 ? swz128(rows, r, ch * 8) : swz<D>(r, ch * 8);
+        cp_async16(smem_addr(tile + at), src, ok);
     }
 }
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// ---- wgmma (sm_90a only; callers guard with MSA_HAVE_WGMMA) -------------------
+#define MSA_HAVE_WGMMA 1
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Shared memory written through the generic proxy (cp.async included) must be
+// fenced before the tensor cores read it through the async proxy.
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Pins a register's value in program order: reads of an accumulator placed
+// after wgmma_wait cannot be hoisted above it (the asm "rewrites" it there).
+__device__ __forceinline__ void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
+
+// Descriptor of a K-major, 128-byte-swizzled operand in shared memory: start
+// address >> 4, leading offset unused for swizzled K-major (1), stride between
+// 8-row groups 1024 B, layout type 1 = SWIZZLE_128B. A k16 step inside the
+// 64-element swizzle row advances the start address by 32 bytes.
+__device__ __forceinline__ uint64_t sw128_desc(const void* p) {
+    const uint64_t addr = smem_addr(p);
+    return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((1024ull >> 4) << 32) | (1ull << 62);
+}
+
+// D[64 x 64] (+)= A[64 x 16] * B[16 x 64]: A from registers (each warp of the
+// warpgroup its 16 rows, mma.sync's A fragment), B = 64 K-major rows in shared
+// memory. d[j][e] has mma.sync's C layout for columns 8j..8j+7.
+__device__ __forceinline__ void wgmma_m64n64k16(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc,
+                                                int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
+          "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
+          "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
+          "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate));
+}
+#endif
 
 // 2^x as the bare MUFU.EX2 (ex2.approx.ftz: 2^-22 relative error, subnormal
 // results flushed to 0). exp2f without --use_fast_math wraps the same

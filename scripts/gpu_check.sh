@@ -23,7 +23,7 @@ build)
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee -a "$OUT/gpu_check.log"
     log "configure"
     cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release -DMSASCOPE_GUI=OFF -DMSASCOPE_CUDA=ON \
-        -DMSASCOPE_BENCH=OFF -DCMAKE_CUDA_ARCHITECTURES=90 -DMSASCOPE_NATIVE=OFF >"$OUT/configure.log" 2>&1 ||
+        -DMSASCOPE_BENCH=OFF -DCMAKE_CUDA_ARCHITECTURES=90a -DMSASCOPE_NATIVE=OFF >"$OUT/configure.log" 2>&1 ||
         { tail -30 "$OUT/configure.log"; exit 1; }
     log "build"
     ninja -C $BUILD -j"$JOBS" msa_gpu_tests >"$OUT/build.log" 2>&1 ||
@@ -94,9 +94,11 @@ ncu)
     timeout 300 $NCU --kernel-name regex:${NCU_KERNEL:-index_topk_kernel} --launch-skip 1 --launch-count 1 \
         --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis \
         --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
+        --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
         $BUILD/app/msascope-cli bench --preset msa-m3 --context ${NCU_CONTEXT:-128K} --no-peers \
         --max-dense-context 0 --reps 1 >"$OUT/ncu.txt" 2>&1
-    echo "ncu rc=$?"; grep -E "Throughput|Pipe|Issue|Stall|Occupancy|Duration|Registers|Bank|Warp Cycles|Eligible" "$OUT/ncu.txt" | head -40
+    echo "ncu rc=$?"; grep -E "Duration|Compute \(SM\) Throughput|L2 Cache Throughput|Issue Slots Busy|Warp Cycles Per Issued|Achieved Occupancy|highest-utilized" "$OUT/ncu.txt" | head -12
+    grep -E "issue_stalled" "$OUT/ncu.txt" | awk '{print $NF, $1}' | sort -gr | head -8
     ;;
 *) echo "unknown step $step"; exit 2 ;;
 esac
