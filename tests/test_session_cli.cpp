@@ -98,3 +98,30 @@ TEST(SessionCli, CompareAndExport) {
     EXPECT_EQ(cli("export " + a + ":1 --format png --layer 0 --out " + png).code, 2);  // selection-only layer
     EXPECT_EQ(cli("compare " + files.dir + "/missing.db " + a).code, 2);
 }
+
+// A sweep / needle run has no heatmaps: its PNG is the sweep view's charts;
+// one that stored no rows is bad input (exit 2).
+TEST(SessionCli, ExportPngOfAStudyRunDrawsItsCharts) {
+    if (!fs::exists(cli_path())) GTEST_SKIP() << "msascope-cli not built: " << cli_path();
+    Files files;
+    const std::string path = files.dir + "/study.db";
+    {
+        Writer writer(path);
+        msa::RunResult identity = random_run(RandomRunShape{}, 4);
+        const int64_t run = writer.begin_run(identity, "sweep");
+        nlohmann::json rows = nlohmann::json::array();
+        for (int k : {2, 4, 8})
+            rows.push_back({{"k", k}, {"scorer", "max"}, {"sink", 1}, {"block", 128}, {"recall_mean", 1 - 1.0 / k},
+                            {"perplexity", 15 + 10.0 / k}, {"needle_hit_rate", nullptr}});
+        writer.write_sweep_rows(run, rows);
+        writer.finish_run(run);
+        writer.finish_run(writer.begin_run(identity, "needle"));  // no rows stored
+    }
+    const std::string png = files.dir + "/study.png";
+    ASSERT_EQ(cli("export " + path + ":1 --format png --out " + png).code, 0);
+    std::ifstream in(png, std::ios::binary);
+    char magic[8] = {};
+    in.read(magic, 8);
+    EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+    EXPECT_EQ(cli("export " + path + ":2 --format png --out " + png).code, 2);
+}
