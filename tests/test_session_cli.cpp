@@ -36,6 +36,13 @@ Result cli(const std::string& args) {
     return r;
 }
 
+bool is_png(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    char magic[8] = {};
+    in.read(magic, 8);
+    return std::string(magic + 1, 3) == "PNG";
+}
+
 struct Files {
     std::string dir;
     Files() {
@@ -86,10 +93,7 @@ TEST(SessionCli, CompareAndExport) {
     EXPECT_EQ(trace["traceEvents"].size(), shape.n_layers * size_t(shape.kernels_per_layer) + 1 + 2 * 2);
     const std::string png = files.dir + "/h.png";
     ASSERT_EQ(cli("export " + a + ":1 --format png --out " + png).code, 0);
-    std::ifstream in(png, std::ios::binary);
-    char magic[8] = {};
-    in.read(magic, 8);
-    EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+    EXPECT_TRUE(is_png(png)) << png;
 
     EXPECT_EQ(cli("export " + a + ":9 --format csv").code, 2);
     EXPECT_EQ(cli("export " + a + ": --format csv").code, 2);
@@ -119,9 +123,6 @@ TEST(SessionCli, ExportPngOfAStudyRunDrawsItsCharts) {
     }
     const std::string png = files.dir + "/study.png";
     ASSERT_EQ(cli("export " + path + ":1 --format png --out " + png).code, 0);
-    std::ifstream in(png, std::ios::binary);
-    char magic[8] = {};
-    in.read(magic, 8);
-    EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+    EXPECT_TRUE(is_png(png)) << png;
     EXPECT_EQ(cli("export " + path + ":2 --format png --out " + png).code, 2);
 }
