@@ -82,7 +82,9 @@ void SessionsBrowser::draw(App& app, const viz::Rect& r) {
             ImGui::TableNextColumn();
             ImGui::Text("%lld", static_cast<long long>(s.id));
             ImGui::TableNextColumn();
-            ImGui::TextUnformatted(s.label.empty() ? s.kind.c_str() : s.label.c_str());
+            // Study runs say so: their label is only the grid's first combination.
+            const std::string name = s.label.empty() ? s.kind : s.kind == "run" ? s.label : s.kind + " " + s.label;
+            ImGui::TextUnformatted(name.c_str());
             if (ImGui::IsItemHovered())
                 ImGui::SetTooltip("%s run, %s\nmodel %s\n%s %s\n%d layers, %d captures, %lld kernels", s.kind.c_str(),
                                   s.status.c_str(), s.model_path.c_str(), s.backend.c_str(), s.device.c_str(),
@@ -97,7 +99,8 @@ void SessionsBrowser::draw(App& app, const viz::Rect& r) {
             if (ImGui::SmallButton("A"))
                 app.load("Opening " + file + ":" + std::to_string(id),
                          [file, id](Job&) { return load_session_document(file, id); });
-            if (ImGui::IsItemHovered()) ImGui::SetTooltip("open this run");
+            if (ImGui::IsItemHovered())
+                ImGui::SetTooltip(viz::is_study_kind(s.kind) ? "open this run (its charts: the Sweep page)" : "open this run");
             ImGui::SameLine();
             if (ImGui::SmallButton("B")) {
                 app.load("Opening " + file + ":" + std::to_string(id),
