@@ -55,7 +55,7 @@ void SweepView::draw(App& app, const viz::Rect& r) {
     const int cell_w = static_cast<int>((avail.x - kGap * (columns - 1)) / columns);
     const int cell_h = rows > 0 ? static_cast<int>((avail.y - table_h - kGap * rows) / rows) : 0;
     if (n > 0 && cell_w > 40 && cell_h > 40) {
-        if (rendered_run_ != doc.run.get() || rendered_w_ != cell_w || rendered_h_ != cell_h ||
+        if (rendered_run_ != doc.run.get() || rendered_source_ != doc.source || rendered_w_ != cell_w || rendered_h_ != cell_h ||
             charts_.size() != metrics.size()) {
             // Large cells get double-size text: the window is read at full size and exported for the README.
             const int text_scale = cell_w >= 480 && cell_h >= 300 ? 2 : 1;
@@ -65,6 +65,7 @@ void SweepView::draw(App& app, const viz::Rect& r) {
                 charts_.back()->upload(chart.image);
             }
             rendered_run_ = doc.run.get();
+            rendered_source_ = doc.source;
             rendered_w_ = cell_w;
             rendered_h_ = cell_h;
         }

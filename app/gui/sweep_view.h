@@ -4,6 +4,7 @@
 // The charts are viz images (viz/study_charts.h) shown as textures, so
 // "Export PNG" and `msascope-cli export --format png` write the same charts.
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "app/gui/texture.h"
@@ -29,7 +30,9 @@ private:
     // Chart textures and what they were rendered for: re-rendered only when
     // the run or the cell size changes.
     std::vector<std::unique_ptr<Texture>> charts_;
+    // The run by address and by name: a new run may reuse a freed address.
     const RunResult* rendered_run_ = nullptr;
+    std::string rendered_source_;
     int rendered_w_ = 0, rendered_h_ = 0;
 };
 
