@@ -25,6 +25,13 @@ namespace {
 // Every command here runs the real binary; stderr is discarded.
 msa::CliResult cli(const std::string& args) { return msa::run_cli(args); }
 
+bool is_png(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    char magic[8] = {};
+    in.read(magic, 8);
+    return std::string(magic + 1, 3) == "PNG";
+}
+
 struct Files {
     std::string dir;
     Files() {
@@ -75,10 +82,7 @@ TEST(SessionCli, CompareAndExport) {
     EXPECT_EQ(trace["traceEvents"].size(), shape.n_layers * size_t(shape.kernels_per_layer) + 1 + 2 * 2);
     const std::string png = files.dir + "/h.png";
     ASSERT_EQ(cli("export " + a + ":1 --format png --out " + png).code, 0);
-    std::ifstream in(png, std::ios::binary);
-    char magic[8] = {};
-    in.read(magic, 8);
-    EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+    EXPECT_TRUE(is_png(png)) << png;
 
     EXPECT_EQ(cli("export " + a + ":9 --format csv").code, 2);
     EXPECT_EQ(cli("export " + a + ": --format csv").code, 2);
@@ -170,4 +174,28 @@ TEST(SessionCli, RunKeepsQkvAndRepoolingMatchesTheEngine) {
     // A scorer change at the run's own block size reuses the stored dense mass.
     other.block = run.config.block;
     EXPECT_EQ(msa::viz::repool(stored, run.config.block, other, 1).mass.values, stored.mass.values);
+}
+
+// A sweep / needle run has no heatmaps: its PNG is the sweep view's charts;
+// one that stored no rows is bad input (exit 2).
+TEST(SessionCli, ExportPngOfAStudyRunDrawsItsCharts) {
+    if (!fs::exists(msa::cli_binary())) GTEST_SKIP() << "msascope-cli not built: " << msa::cli_binary();
+    Files files;
+    const std::string path = files.dir + "/study.db";
+    {
+        Writer writer(path);
+        msa::RunResult identity = random_run(RandomRunShape{}, 4);
+        const int64_t run = writer.begin_run(identity, "sweep");
+        nlohmann::json rows = nlohmann::json::array();
+        for (int k : {2, 4, 8})
+            rows.push_back({{"k", k}, {"scorer", "max"}, {"sink", 1}, {"block", 128}, {"recall_mean", 1 - 1.0 / k},
+                            {"perplexity", 15 + 10.0 / k}, {"needle_hit_rate", nullptr}});
+        writer.write_sweep_rows(run, rows);
+        writer.finish_run(run);
+        writer.finish_run(writer.begin_run(identity, "needle"));  // no rows stored
+    }
+    const std::string png = files.dir + "/study.png";
+    ASSERT_EQ(cli("export " + path + ":1 --format png --out " + png).code, 0);
+    EXPECT_TRUE(is_png(png)) << png;
+    EXPECT_EQ(cli("export " + path + ":2 --format png --out " + png).code, 2);
 }

@@ -4,15 +4,19 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 
 #include "core/msa.h"
 #include "viz/chart.h"
+#include "core/errors.h"
 #include "viz/colormap.h"
+#include "viz/figure.h"
 #include "viz/heatmap.h"
 #include "viz/layout.h"
 #include "viz/query_stats.h"
+#include "viz/study_charts.h"
 
 using namespace msa;
 using namespace msa::viz;
@@ -206,6 +210,8 @@ TEST(Layout, PanelsFitAndDoNotOverlap) {
     Page p;
     EXPECT_TRUE(parse_page("compare", p));
     EXPECT_EQ(p, Page::compare);
+    EXPECT_TRUE(parse_page("sweep", p));
+    EXPECT_EQ(p, Page::sweep);
     EXPECT_FALSE(parse_page("nonsense", p));
 }
 
@@ -250,6 +256,115 @@ TEST(Chart, TicksAndLabels) {
     EXPECT_EQ(short_number(4096), "4K");
     EXPECT_EQ(short_number(1048576), "1M");
     EXPECT_EQ(short_number(1500), "1500");
+}
+
+size_t count_colour(const Image& img, Rgba c, int x0 = 0, int y0 = 0, int x1 = 1 << 30, int y1 = 1 << 30) {
+    size_t n = 0;
+    for (int y = std::max(0, y0); y < std::min(img.height, y1); ++y)
+        for (int x = std::max(0, x0); x < std::min(img.width, x1); ++x) n += img.at(x, y) == c;
+    return n;
+}
+
+TEST(Chart, LineChartDrawsSeriesLegendAndReference) {
+    const Rgba red{230, 40, 40, 255}, blue{40, 90, 230, 255}, grey{200, 200, 100, 255};
+    LineSeries a{{2, 4, 8, 16}, {40, 20, 17, 16}, red, false, true, "max"};
+    LineSeries b{{2, 4, 8, 16}, {40, 30, 25, 20}, blue, false, true, "random"};
+    LineChartSpec spec;
+    spec.title = "perplexity vs k";
+    spec.x_label = "k";
+    spec.y_label = "perplexity";
+    spec.log_x = true;
+    spec.x_ticks = {2, 4, 8, 16};
+    spec.y_from_zero = false;
+    spec.references = {{15.6, "dense", grey}};
+    spec.text_scale = 2;
+    Image img = line_chart({a, b}, spec, 600, 400);
+    ASSERT_EQ(img.width, 600);
+    // Lines, markers and the legend swatch of each series; the dashed reference.
+    EXPECT_GT(count_colour(img, red), 300u);
+    EXPECT_GT(count_colour(img, blue), 300u);
+    EXPECT_GT(count_colour(img, grey), 100u);
+    // The curves lie above the dashed reference (perplexity above dense): find
+    // the dashed row (the longest grey run of rows in the plot) and the lowest red pixel.
+    int ref_row = -1, lowest_red = -1;
+    size_t best = 0;
+    for (int y = 0; y < img.height; ++y) {
+        size_t grey_in_row = count_colour(img, grey, 0, y, img.width, y + 1);
+        if (grey_in_row > best) best = grey_in_row, ref_row = y;
+        if (count_colour(img, red, 100, y, 560, y + 1) > 0) lowest_red = y;
+    }
+    ASSERT_GT(best, 200u) << "no dashed reference line";
+    EXPECT_LT(lowest_red, ref_row + 2 * spec.text_scale + 1);
+    if (std::getenv("MSASCOPE_KEEP_CHARTS")) write_png(img, "/tmp/msascope_line_chart.png");
+    // Text is drawn (title, ticks, labels) in the palette colours.
+    EXPECT_GT(count_colour(img, palette::text), 200u);
+    EXPECT_GT(count_colour(img, palette::axis), 200u);
+}
+
+TEST(Chart, LineChartWithoutDataSaysSoAndOnePointIsCentred) {
+    LineChartSpec spec;
+    spec.title = "empty";
+    Image none = line_chart({LineSeries{{1}, {NAN}, {255, 0, 0, 255}, false, false, ""}}, spec, 200, 120);
+    EXPECT_EQ(count_colour(none, {255, 0, 0, 255}), 0u);
+    EXPECT_GT(count_colour(none, palette::axis), 10u);  // "no data"
+    Image one = line_chart({LineSeries{{16}, {0.5}, {255, 0, 0, 255}, true, false, ""}}, spec, 200, 120);
+    int sum_x = 0, n = 0;
+    for (int y = 0; y < one.height; ++y)
+        for (int x = 0; x < one.width; ++x)
+            if (one.at(x, y) == Rgba{255, 0, 0, 255}) sum_x += x, ++n;
+    ASSERT_GT(n, 0);
+    EXPECT_NEAR(double(sum_x) / n, 110, 25);  // mid-plot, not on an axis
+}
+
+TEST(Figure, WrapsPanelsIntoColumns) {
+    std::vector<FigurePanel> panels;
+    for (int i = 0; i < 3; ++i) panels.push_back({Image(100, 50, {10, 200, 10, 255}), "", {}, false});
+    Image row = compose_figure(panels, "");
+    Image grid = compose_figure(panels, "", 2);
+    EXPECT_GT(row.width, 300);
+    EXPECT_LT(grid.width, 240);
+    EXPECT_GT(grid.height, 100);
+    EXPECT_EQ(count_colour(grid, {10, 200, 10, 255}), 3u * 100 * 50);
+}
+
+nlohmann::json study_rows() {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const char* scorer : {"max", "random"})
+        for (int k : {2, 4, 8, 16}) {
+            const bool max = std::string(scorer) == "max";
+            rows.push_back({{"k", k}, {"scorer", scorer}, {"sink", 1}, {"block", 128},
+                            {"recall_mean", 1 - (max ? 0.3 : 0.5) / k}, {"perplexity", 15 + (max ? 20 : 40) / k},
+                            {"needle_hit_rate", nullptr}, {"answers_correct", max ? k / 2 : 1}});
+        }
+    return rows;
+}
+
+TEST(StudyCharts, ReadsRowsAndChartsEveryMeasuredMetric) {
+    StudyTable table = study_table(study_rows());
+    table.dense_perplexity = 15;
+    table.needles = 12;
+    ASSERT_EQ(table.points.size(), 8u);
+    EXPECT_EQ(table.points[0].scorer, "max");
+    EXPECT_TRUE(std::isnan(table.points[0].needle_hit_rate));  // null = not measured
+    // No hit rate in these rows: perplexity, recall and answers only.
+    EXPECT_EQ(study_metrics(table), (std::vector<std::string>{"perplexity", "recall", "answers"}));
+    std::vector<StudyChart> charts = study_charts(table, 500, 320, 1);
+    ASSERT_EQ(charts.size(), 3u);
+    for (const StudyChart& c : charts) {
+        EXPECT_GT(count_colour(c.image, scorer_colour("max")), 50u) << c.metric;
+        EXPECT_GT(count_colour(c.image, scorer_colour("random")), 50u) << c.metric;
+    }
+    Image figure = study_figure(table, study_caption(table, "s.db:1"), 500, 320, 1);
+    EXPECT_GE(figure.width, 1000);
+    EXPECT_GE(figure.height, 640);
+    EXPECT_EQ(study_caption(table, "s.db:1"), "s.db:1   run, 0 tokens, 8 combinations, sink 1, B 128, 12 needles");
+}
+
+TEST(StudyCharts, BadRowsAreInputErrors) {
+    EXPECT_THROW(study_table(nlohmann::json::object()), InputError);
+    EXPECT_THROW(study_table(nlohmann::json::array({{{"scorer", "max"}}})), InputError);
+    EXPECT_THROW(study_table(nlohmann::json::array({{{"k", 4}}})), InputError);
+    EXPECT_NO_THROW(study_table(nlohmann::json::array()));
 }
 
 TEST(Png, WritesAReadablePngFile) {

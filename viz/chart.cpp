@@ -100,42 +100,159 @@ Image bar_chart(const BarSeries& s, int width, int height, const std::string& ti
     return img;
 }
 
-Image line_chart(const std::vector<LineSeries>& series, int width, int height, const std::string& title, bool log_x,
-                 bool log_y) {
-    Image img(width, height, palette::background);
-    Frame f;
-    f.bottom = 22;
-    draw_text(img, f.left, 3, title, palette::text);
+namespace {
+
+constexpr Rgba kGrid{48, 48, 56, 255};
+
+// A line `t` pixels thick: 1-pixel Bresenham lines side by side.
+void thick_line(Image& img, int x0, int y0, int x1, int y1, Rgba c, int t) {
+    for (int dy = 0; dy < t; ++dy)
+        for (int dx = 0; dx < t; ++dx) img.line(x0 + dx - t / 2, y0 + dy - t / 2, x1 + dx - t / 2, y1 + dy - t / 2, c);
+}
+
+void dashed_hline(Image& img, int x0, int x1, int y, Rgba c, int t) {
+    for (int x = x0; x < x1; x += 9 * t) img.fill_rect(x, y - t / 2, std::min(5 * t, x1 - x), t, c);
+}
+
+// Data range of the finite points (x, y) and of the reference lines (y).
+struct Extent {
     double x_lo = std::numeric_limits<double>::infinity(), x_hi = -x_lo, y_lo = x_lo, y_hi = -x_lo;
+    bool has_points() const { return x_hi >= x_lo; }
+};
+
+Extent data_extent(const std::vector<LineSeries>& series, const LineChartSpec& spec) {
+    Extent e;
+    auto usable = [&](double x, double y) {
+        return std::isfinite(x) && std::isfinite(y) && (!spec.log_x || x > 0) && (!spec.log_y || y > 0);
+    };
     for (const LineSeries& s : series)
         for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-            if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
-            x_lo = std::min(x_lo, s.x[i]);
-            x_hi = std::max(x_hi, s.x[i]);
-            y_lo = std::min(y_lo, s.y[i]);
-            y_hi = std::max(y_hi, s.y[i]);
+            if (!usable(s.x[i], s.y[i])) continue;
+            e.x_lo = std::min(e.x_lo, s.x[i]);
+            e.x_hi = std::max(e.x_hi, s.x[i]);
+            e.y_lo = std::min(e.y_lo, s.y[i]);
+            e.y_hi = std::max(e.y_hi, s.y[i]);
         }
-    if (!(x_hi > x_lo) || !(y_hi >= y_lo)) return img;
-    if (!log_y) y_lo = std::min(0.0, y_lo);
-    if (y_hi == y_lo) y_hi = y_lo + 1;
-    Scale x{x_lo, x_hi, double(f.left + 1), double(width - f.right), log_x};
-    Scale y{y_lo, y_hi, double(height - f.bottom), double(f.top), log_y};
-    draw_y_axis(img, f, y, log_y ? log_ticks(y_lo, y_hi) : nice_ticks(y_lo, y_hi, 4));
-    img.fill_rect(f.left, height - f.bottom, width - f.left - f.right, 1, palette::axis);
-    for (double t : log_x ? log_ticks(x_lo, x_hi) : nice_ticks(x_lo, x_hi, 5)) {
-        int px = static_cast<int>(std::lround(x(t)));
-        img.fill_rect(px, height - f.bottom, 1, 3, palette::axis);
-        std::string label = short_number(t);
-        draw_text(img, px - text_width(label) / 2, height - f.bottom + 5, label, palette::text);
+    if (!e.has_points()) return e;
+    for (const ReferenceLine& r : spec.references)
+        if (std::isfinite(r.y) && (!spec.log_y || r.y > 0)) {
+            e.y_lo = std::min(e.y_lo, r.y);
+            e.y_hi = std::max(e.y_hi, r.y);
+        }
+    return e;
+}
+
+}  // namespace
+
+Image line_chart(const std::vector<LineSeries>& series, const LineChartSpec& spec, int width, int height) {
+    Image img(width, height, palette::background);
+    const int s = std::max(1, spec.text_scale);
+    const int line_h = 11 * s, pad = 4 * s;
+    int cursor_y = pad;
+    draw_text(img, pad, cursor_y, spec.title, palette::text, s);
+    cursor_y += line_h + pad;
+
+    // Legend: one row (wrapping) of the named series, under the title.
+    int legend_x = pad;
+    bool any_named = false;
+    for (const LineSeries& l : series) {
+        if (l.name.empty()) continue;
+        const int entry_w = 11 * s + text_width(l.name, s) + 12 * s;
+        if (any_named && legend_x + entry_w > width - pad) {
+            legend_x = pad;
+            cursor_y += line_h;
+        }
+        img.fill_rect(legend_x, cursor_y, 8 * s, 7 * s, l.colour);
+        draw_text(img, legend_x + 11 * s, cursor_y, l.name, palette::text, s);
+        legend_x += entry_w;
+        any_named = true;
     }
-    for (const LineSeries& s : series) {
+    if (any_named) cursor_y += line_h + pad;
+    if (!spec.y_label.empty()) {
+        draw_text(img, pad, cursor_y, spec.y_label, palette::axis, s);
+        cursor_y += line_h;
+    }
+
+    Extent e = data_extent(series, spec);
+    if (!e.has_points()) {
+        draw_text(img, pad, cursor_y + line_h, "no data", palette::axis, s);
+        return img;
+    }
+    if (e.x_hi == e.x_lo) {  // one x value: centre it
+        e.x_lo = spec.log_x ? e.x_lo / 2 : e.x_lo - 1;
+        e.x_hi = spec.log_x ? e.x_hi * 2 : e.x_hi + 1;
+    }
+    double y_lo = std::isfinite(spec.y_lo) ? spec.y_lo : e.y_lo;
+    double y_hi = std::isfinite(spec.y_hi) ? spec.y_hi : e.y_hi;
+    if (!spec.log_y && !std::isfinite(spec.y_lo)) {
+        if (spec.y_from_zero) y_lo = std::min(0.0, y_lo);
+        else y_lo -= 0.06 * (y_hi - y_lo);
+    }
+    if (!spec.log_y && !std::isfinite(spec.y_hi) && !spec.y_from_zero) y_hi += 0.06 * (y_hi - y_lo);
+    if (!(y_hi > y_lo)) y_hi = spec.log_y ? y_lo * 10 : y_lo + 1;
+
+    // Frame: y tick labels on the left, x ticks and the x label at the bottom.
+    const int top = cursor_y + line_h / 2;
+    const int bottom = height - pad - line_h - 4 * s - (spec.x_label.empty() ? 0 : line_h + 2 * s);
+    const int plot_h = std::max(1, bottom - top);
+    std::vector<double> y_ticks = spec.log_y ? log_ticks(y_lo, y_hi) : nice_ticks(y_lo, y_hi, std::max(3, plot_h / (30 * s)));
+    int label_w = 0;
+    for (double t : y_ticks) label_w = std::max(label_w, text_width(short_number(t), s));
+    const int left = pad + label_w + 6 * s, right = width - pad - 4 * s;
+    if (right <= left || bottom <= top) return img;
+
+    Scale x{e.x_lo, e.x_hi, double(left + 6 * s), double(right - 6 * s), spec.log_x};
+    Scale y{y_lo, y_hi, double(bottom), double(top), spec.log_y};
+    for (double t : y_ticks) {
+        const int py = static_cast<int>(std::lround(y(t)));
+        img.fill_rect(left + 1, py, right - left - 1, 1, kGrid);
+        img.fill_rect(left - 3 * s, py, 3 * s, 1, palette::axis);
+        const std::string label = short_number(t);
+        draw_text(img, left - 5 * s - text_width(label, s), py - 3 * s, label, palette::text, s);
+    }
+    img.fill_rect(left, top, 1, bottom - top + 1, palette::axis);
+    img.fill_rect(left, bottom, right - left, 1, palette::axis);
+    std::vector<double> x_ticks;
+    if (!spec.x_ticks.empty()) {
+        for (double t : spec.x_ticks)
+            if (t >= e.x_lo && t <= e.x_hi) x_ticks.push_back(t);
+    } else {
+        x_ticks = spec.log_x ? log_ticks(e.x_lo, e.x_hi) : nice_ticks(e.x_lo, e.x_hi, 5);
+    }
+    for (double t : x_ticks) {
+        const int px = static_cast<int>(std::lround(x(t)));
+        img.fill_rect(px, bottom, 1, 3 * s, palette::axis);
+        const std::string label = short_number(t);
+        draw_text(img, px - text_width(label, s) / 2, bottom + 5 * s, label, palette::text, s);
+    }
+    if (!spec.x_label.empty())
+        draw_text(img, (left + right - text_width(spec.x_label, s)) / 2, bottom + 5 * s + line_h + 2 * s, spec.x_label,
+                  palette::axis, s);
+
+    // References under the data, so the curves stay on top where they meet.
+    for (const ReferenceLine& r : spec.references) {
+        if (!std::isfinite(r.y) || r.y < y_lo || r.y > y_hi) continue;
+        const int py = static_cast<int>(std::lround(y(r.y)));
+        dashed_hline(img, left + 1, right, py, r.colour, s);
+        // Named at the left end (curves over k converge on their reference at the
+        // right), above the line, or below it when the line runs along the top.
+        const int label_y = py - line_h >= top ? py - line_h : py + 3 * s;
+        draw_text(img, left + 4 * s, label_y, r.name, r.colour, s);
+    }
+    for (const LineSeries& l : series) {
         int px_prev = 0, py_prev = 0;
         bool have_prev = false;
-        for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-            if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) { have_prev = false; continue; }
-            int px = static_cast<int>(std::lround(x(s.x[i]))), py = static_cast<int>(std::lround(y(s.y[i])));
-            if (s.points) img.fill_rect(px - 2, py - 2, 5, 5, s.colour);
-            else if (have_prev) img.line(px_prev, py_prev, px, py, s.colour);
+        for (size_t i = 0; i < l.x.size() && i < l.y.size(); ++i) {
+            const bool usable = std::isfinite(l.x[i]) && std::isfinite(l.y[i]) && (!spec.log_x || l.x[i] > 0) &&
+                                (!spec.log_y || l.y[i] > 0);
+            if (!usable) {
+                have_prev = false;
+                continue;
+            }
+            const int px = static_cast<int>(std::lround(x(l.x[i])));
+            const int py = static_cast<int>(std::lround(y(std::clamp(l.y[i], y_lo, y_hi))));
+            if (!l.points && have_prev) thick_line(img, px_prev, py_prev, px, py, l.colour, s);
+            if (l.points || l.markers) img.fill_rect(px - 2 * s, py - 2 * s, 4 * s + 1, 4 * s + 1, l.colour);
             px_prev = px;
             py_prev = py;
             have_prev = true;

@@ -2,6 +2,7 @@
 // Axis maths and small raster charts (bars, lines) for the small multiples.
 // The GUI draws its charts with ImGui from the same scales and ticks; the
 // raster versions are what the PNG export writes.
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -36,9 +37,32 @@ Image bar_chart(const BarSeries& series, int width, int height, const std::strin
 struct LineSeries {
     std::vector<double> x, y;
     Rgba colour = {120, 160, 230, 255};
-    bool points = false;  // draw markers instead of a line
+    bool points = false;   // markers only, no line
+    bool markers = false;  // markers on the line (few points: every value is readable)
+    std::string name;      // legend entry; empty: not in the legend
 };
-Image line_chart(const std::vector<LineSeries>& series, int width, int height, const std::string& title,
-                 bool log_x, bool log_y);
+
+// A horizontal line across the plot (e.g. the dense baseline), dashed, named at its right end.
+struct ReferenceLine {
+    double y = 0;
+    std::string name;
+    Rgba colour = {235, 235, 235, 255};
+};
+
+struct LineChartSpec {
+    std::string title, x_label, y_label;
+    bool log_x = false, log_y = false;
+    // Linear y axes start at 0 (rates, recall); false fits the data and the
+    // references with a margin (perplexity, where 0 would squash the curves).
+    bool y_from_zero = true;
+    double y_lo = NAN, y_hi = NAN;  // a fixed range; NaN: from the data
+    std::vector<double> x_ticks;    // tick values (e.g. the k of a sweep); empty: nice or decade ticks
+    std::vector<ReferenceLine> references;
+    int text_scale = 1;             // 2 for figures read at full size (README, 1600-wide window)
+};
+
+// Lines (or points) over a shared x/y frame with a title, axis labels, a legend
+// row of the named series and the reference lines.
+Image line_chart(const std::vector<LineSeries>& series, const LineChartSpec& spec, int width, int height);
 
 }  // namespace msa::viz

@@ -16,6 +16,9 @@ struct FigurePanel {
     bool show_legend = true;
 };
 
-Image compose_figure(const std::vector<FigurePanel>& panels, const std::string& caption);
+// Panels left to right, wrapping after `columns` panels (0: one row); the
+// caption and the panel titles at `text_scale`.
+Image compose_figure(const std::vector<FigurePanel>& panels, const std::string& caption, int columns = 0,
+                     int text_scale = 1);
 
 }  // namespace msa::viz

@@ -10,6 +10,7 @@ const char* to_string(Page p) {
         case Page::selection: return "selection";
         case Page::profile: return "profile";
         case Page::compare: return "compare";
+        case Page::sweep: return "sweep";
     }
     return "selection";
 }
@@ -22,6 +23,7 @@ bool parse_page(const std::string& name, Page& out) {
     }
     if (name == "profile") { out = Page::profile; return true; }
     if (name == "compare") { out = Page::compare; return true; }
+    if (name == "sweep" || name == "needle") { out = Page::sweep; return true; }
     return false;
 }
 

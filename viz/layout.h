@@ -14,7 +14,7 @@ struct Rect {
     bool contains(float px, float py) const { return px >= x && py >= y && px < x + w && py < y + h; }
 };
 
-enum class Page { selection, profile, compare };
+enum class Page { selection, profile, compare, sweep };
 const char* to_string(Page p);
 bool parse_page(const std::string& name, Page& out);  // also accepts the names of the panels on a page
 
@@ -27,7 +27,7 @@ struct AppLayout {
     Rect heatmaps;
     Rect inspector;
     Rect overview;
-    // profile / compare pages use the whole content area
+    // profile / compare / sweep pages use the whole content area
     Rect content;
 };
 

@@ -1,5 +1,6 @@
 // msascope-cli export FILE[:RUN] --format csv|perfetto|png: a stored run's
-// tables as CSV, its kernels as a Perfetto trace, or one layer's heatmap as PNG.
+// tables as CSV, its kernels as a Perfetto trace, or one layer's heatmap as PNG
+// (a sweep / needle run's PNG is its charts, as the app's sweep view draws them).
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include "viz/colormap.h"
 #include "viz/heatmap.h"
 #include "viz/image.h"
+#include "viz/study_charts.h"
 
 namespace msa::cli {
 namespace {
@@ -108,6 +110,13 @@ viz::Image heatmap_png(const sessions::Reader& reader, int64_t run, const Export
     return canvas;
 }
 
+viz::Image study_png(const sessions::Reader& reader, int64_t run, std::string& title) {
+    const viz::StudyTable table = viz::load_study_table(reader, run);
+    if (table.empty()) throw InputError(reader.path() + ": run " + std::to_string(run) + " has no sweep rows stored");
+    title = viz::study_caption(table, reader.path() + ":" + std::to_string(run));
+    return viz::study_figure(table, title);
+}
+
 int run_export(const ExportArgs& a) {
     const sessions::RunRef ref = sessions::parse_run_ref(a.ref);
     const sessions::Reader reader(ref.path);
@@ -127,7 +136,9 @@ int run_export(const ExportArgs& a) {
     } else if (a.format == "png") {
         if (a.out.empty() || a.out == "-") throw InputError("--format png needs --out FILE.png");
         std::string title;
-        const viz::Image image = heatmap_png(reader, run, a, title);
+        // A sweep / needle run has no heatmaps: its PNG is the sweep view's charts.
+        const viz::Image image = viz::is_study_kind(reader.summary(run).kind) ? study_png(reader, run, title)
+                                                                              : heatmap_png(reader, run, a, title);
         viz::write_png(image, a.out);
         std::cerr << "wrote " << a.out << ": " << title << "\n";
     } else {

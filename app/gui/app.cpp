@@ -116,7 +116,10 @@ void App::adopt(Document doc, bool as_compare) {
     // Inspect the last query by default: it sees every block, so its bars say the most.
     if (query < 0 || query >= static_cast<int>(run.tokens.size())) query = static_cast<int>(run.tokens.size()) - 1;
     heatmaps_.reset_view();
-    if (run.captures.empty()) status_ = "this run has no captured layers: heatmaps need a run with captures";
+    // A sweep / needle run has rows, not captures: its page is the study charts.
+    if (!a_.study.empty()) page = viz::Page::sweep;
+    else if (page == viz::Page::sweep) page = viz::Page::selection;
+    if (run.captures.empty() && a_.study.empty()) status_ = "this run has no captured layers: heatmaps need a run with captures";
 }
 
 void App::collect_jobs() {
@@ -281,10 +284,11 @@ void App::draw_menu(const viz::Rect& r) {
     ImGui::SetCursorPosY(ImGui::GetCursorPosY() - 3);
     ImGui::TextColored(ImVec4(1.0f, 0.6f, 0.1f, 1.0f), "msascope");
     ImGui::SameLine(0, 18);
-    for (viz::Page p : {viz::Page::selection, viz::Page::profile, viz::Page::compare}) {
+    for (viz::Page p : {viz::Page::selection, viz::Page::profile, viz::Page::compare, viz::Page::sweep}) {
         bool active = page == p;
         if (active) ImGui::PushStyleColor(ImGuiCol_Button, ImGui::GetStyleColorVec4(ImGuiCol_ButtonActive));
-        std::string label = p == viz::Page::selection ? "Selection" : p == viz::Page::profile ? "Profile" : "Compare";
+        const char* labels[] = {"Selection", "Profile", "Compare", "Sweep"};
+        std::string label = labels[static_cast<int>(p)];
         if (ImGui::SmallButton(label.c_str())) page = p;
         if (active) ImGui::PopStyleColor();
         ImGui::SameLine();
@@ -339,6 +343,7 @@ void App::frame(int width, int height) {
             break;
         case viz::Page::profile: profile_.draw(*this, layout.content); break;
         case viz::Page::compare: compare_.draw(*this, layout.content); break;
+        case viz::Page::sweep: sweep_.draw(*this, layout.content); break;
     }
 }
 
@@ -361,6 +366,8 @@ std::string App::screenshot_info() const {
     info["sink"] = budget.sink;
     info["block"] = block_size();
     info["scorer"] = to_string(budget.scorer);
+    info["study_rows"] = a_.study.points.size();
+    info["study_charts"] = sweep_.charts_shown();
     const HeatmapView::Placement& p = heatmaps_.scores_placement();
     if (p.drawn)
         info["scores_heatmap"] = {{"x", p.x}, {"y", p.y}, {"w", p.w}, {"h", p.h}, {"q0", p.window.q0},

@@ -18,6 +18,7 @@
 #include "app/gui/profile_view.h"
 #include "app/gui/query_inspector.h"
 #include "app/gui/sessions_browser.h"
+#include "app/gui/sweep_view.h"
 #include "viz/layout.h"
 #include "viz/live_selection.h"
 
@@ -109,6 +110,7 @@ private:
     LayerOverview overview_;
     ProfileView profile_;
     CompareView compare_;
+    SweepView sweep_;
 };
 
 }  // namespace msa::gui

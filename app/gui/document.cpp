@@ -62,6 +62,7 @@ Document load_session_document(const std::string& path, long long run_id) {
     doc.source = path + ":" + std::to_string(id);
     doc.session_path = path;
     doc.session_run = id;
+    if (viz::is_study_kind(reader.summary(id).kind)) doc.study = viz::load_study_table(reader, id);
     return doc;
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/forward.h"
 #include "core/run_result.h"
+#include "viz/study_charts.h"
 
 namespace msa::gui {
 
@@ -16,6 +17,7 @@ struct Document {
     std::vector<std::string> token_text;  // per token; empty strings when unknown
     std::string session_path;             // set when the run came from a session file
     long long session_run = -1;
+    viz::StudyTable study;                // the rows of a sweep / needle run (empty otherwise)
 
     bool empty() const { return !run; }
     std::string token(int t) const;

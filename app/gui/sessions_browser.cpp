@@ -83,7 +83,8 @@ void SessionsBrowser::draw(App& app, const viz::Rect& r) {
             ImGui::TableNextColumn();
             ImGui::Text("%lld", static_cast<long long>(s.id));
             ImGui::TableNextColumn();
-            const std::string& label = s.label.empty() ? s.kind : s.label;
+            // Study runs say so: their label is only the grid's first combination.
+            const std::string label = s.label.empty() ? s.kind : s.kind == "run" ? s.label : s.kind + " " + s.label;
             ImGui::TextUnformatted(viz::elide(label, ImGui::GetContentRegionAvail().x, text_width, viz::Cut::end).c_str());
             if (ImGui::IsItemHovered())
                 ImGui::SetTooltip("%s\n%s run, %s\nmodel %s\n%s %s\n%d layers, %d captures, %lld kernels", label.c_str(),
@@ -99,7 +100,8 @@ void SessionsBrowser::draw(App& app, const viz::Rect& r) {
             if (ImGui::SmallButton("A"))
                 app.load("Opening " + file + ":" + std::to_string(id),
                          [file, id](Job&) { return load_session_document(file, id); });
-            if (ImGui::IsItemHovered()) ImGui::SetTooltip("open this run");
+            if (ImGui::IsItemHovered())
+                ImGui::SetTooltip(viz::is_study_kind(s.kind) ? "open this run (its charts: the Sweep page)" : "open this run");
             ImGui::SameLine();
             if (ImGui::SmallButton("B")) {
                 app.load("Opening " + file + ":" + std::to_string(id),

@@ -15,6 +15,8 @@ text="$src/tests/fixtures/reference_text.txt"
 # 1,024 tokens = 8 blocks of 128: k = 4 leaves real choices to outline.
 "$cli" run --text "$text" --tokens 1024 --k 4 --capture-layers 2 --no-random --session "$session" >/dev/null 2>&1
 "$cli" run --text "$text" --tokens 1024 --k 2 --sink 1 --capture-layers 2 --no-perplexity --session "$session" >/dev/null 2>&1
+# Run 3: a small sweep (two scorers, two budgets) for the Sweep page.
+"$cli" sweep --text "$text" --tokens 1024 --k 2,4 --scorer max,random --sink 1 --session "$session" >/dev/null 2>&1
 
 shoot() {  # NAME ARGS...
   local name=$1; shift
@@ -45,4 +47,8 @@ shoot profile --run 1 --view profile
 # Compare: two heatmaps side by side, both drawn.
 shoot compare --run 1 --compare "$session:2" --view compare
 "$png_stats" "$work/compare.png" --min-stddev 15
+# The Sweep page of the sweep run: each scorer's line colour (viz::scorer_colour) drawn.
+shoot sweep --run 3 --view sweep
+"$png_stats" "$work/sweep.png" --rect 0.22,0.05,0.98,0.95 --min-stddev 8 --colour $orange --min-count 300
+"$png_stats" "$work/sweep.png" --rect 0.22,0.05,0.98,0.95 --colour 235,80,80 --min-count 300
 echo "Gui screenshots in $work: all pages drawn"

@@ -19,6 +19,7 @@
 #include "viz/colormap.h"
 #include "viz/live_selection.h"
 #include "viz/query_stats.h"
+#include "viz/study_charts.h"
 
 namespace fs = std::filesystem;
 
@@ -221,6 +222,59 @@ TEST_F(GuiScreenshots, CompareViewShowsTwoHeatmapsAndTheirDifference) {
     EXPECT_GT(outline_b, 500u) << "no heatmap with selections for run B";
     EXPECT_GT(both, 1000u) << "difference map lacks blocks selected by both runs";
     EXPECT_GT(only_a, 1000u) << "run A keeps k=16 vs B's k=4: A-only blocks must show";
+}
+
+// A sweep run as msascope-cli writes it (rows + dense perplexity + needles),
+// with made-up numbers: the view must chart it, one line per scorer.
+std::string write_study_session(const fs::path& dir, const std::string& kind) {
+    const std::string path = (dir / (kind + ".db")).string();
+    msa::sessions::Writer writer(path);
+    msa::RunResult identity;
+    identity.model_path = "no-such-model.gguf";
+    identity.tokens.assign(2048, 1);
+    identity.backend = "cpu";
+    identity.config.sink = 1;
+    for (int i = 0; i < 12; ++i) identity.needles.push_back({"key" + std::to_string(i), "v", 100 * i, 100 * i + 5, 2000});
+    const int64_t run = writer.begin_run(identity, kind);
+    nlohmann::json rows = nlohmann::json::array();
+    for (const char* scorer : {"max", "mean", "random"})
+        for (int k : {2, 4, 8, 16, 32}) {
+            const double weak = std::string(scorer) == "max" ? 1 : std::string(scorer) == "mean" ? 2 : 4;
+            rows.push_back({{"k", k}, {"scorer", scorer}, {"sink", 1}, {"block", 128},
+                            {"recall_mean", kind == "needle" ? nlohmann::json(nullptr) : nlohmann::json(1 - 0.3 * weak / k)},
+                            {"perplexity", 15.6 + 20 * weak / k},
+                            {"needle_hit_rate", std::min(1.0, k / (16.0 * weak))},
+                            {"answers_correct", std::min(12, static_cast<int>(12 * k / (16 * weak)))}});
+        }
+    writer.write_sweep_rows(run, rows);
+    identity.perplexity_dense = 15.6;
+    writer.write_summary(run, identity);
+    writer.finish_run(run);
+    return path;
+}
+
+TEST_F(GuiScreenshots, SweepViewChartsEveryScorer) {
+    for (const std::string kind : {"sweep", "needle"}) {
+        SCOPED_TRACE(kind);
+        const std::string session = write_study_session(*dir_, kind);
+        // No --view: opening a study run shows its charts by itself.
+        ASSERT_EQ(run_app("--session " + session, "study_" + kind), 0);
+        Png png = shot("study_" + kind);
+        nlohmann::json shown = info("study_" + kind);
+        EXPECT_EQ(shown["page"], "sweep");
+        EXPECT_EQ(shown["study_rows"], 15);
+        // sweep: perplexity, hit rate, recall, answers; needle: no recall.
+        EXPECT_EQ(shown["study_charts"], kind == "sweep" ? 4 : 3);
+        EXPECT_GT(luminance_variance(png), 200.0) << "looks blank";
+        // Each scorer's line colour right of the left-hand panels, in quantity (lines, markers, legend).
+        for (const char* scorer : {"max", "mean", "random"})
+            EXPECT_GT(count_colour(png, msa::viz::scorer_colour(scorer), 380, 40, png.w, png.h), 2000u) << scorer;
+        EXPECT_EQ(count_colour(png, msa::viz::scorer_colour("quest"), 380, 40, png.w, png.h), 0u)
+            << "quest was not in the rows";
+    }
+    // --view sweep picks the page explicitly too.
+    ASSERT_EQ(run_app("--session " + (*dir_ / "sweep.db").string() + " --run 1 --view sweep", "study_view"), 0);
+    EXPECT_EQ(info("study_view")["page"], "sweep");
 }
 
 }  // namespace
