@@ -171,7 +171,15 @@ double dense_cost(const kern::DenseAttentionOp& op, double* bytes) {
 double index_cost(const kern::IndexTopkOp& op, double* bytes) {
     *bytes = 2.0 * (static_cast<double>(op.n_q) * op.n_groups * op.dim + static_cast<double>(op.n_kv) * op.n_key_heads * op.dim) +
              4.0 * op.n_q * op.n_groups * op.slots;
-    return 2.0 * op.n_groups * op.dim * causal_pairs(op.n_q, op.q_offset, op.n_kv);
+    const double blocks = std::ceil(static_cast<double>(op.n_kv) / op.block);
+    switch (op.pool) {
+        // Random scores take no arithmetic on q or k: no FLOPs, or the profile
+        // would show a hash kernel at hundreds of TFLOP/s.
+        case kern::IndexPool::random: return 0.0;
+        // Quest bounds: per (row, block) one max(q*min, q*max) per channel.
+        case kern::IndexPool::quest: return 3.0 * op.n_q * op.n_groups * op.dim * blocks;
+        default: return 2.0 * op.n_groups * op.dim * causal_pairs(op.n_q, op.q_offset, op.n_kv);
+    }
 }
 double sparse_cost(const kern::SparseAttentionOp& op, double* bytes) {
     // selected keys per query: min(k*B, visible) approximated per query from the budget
