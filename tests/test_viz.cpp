@@ -12,6 +12,7 @@
 #include "viz/chart.h"
 #include "core/errors.h"
 #include "viz/colormap.h"
+#include "viz/image.h"
 #include "viz/figure.h"
 #include "viz/heatmap.h"
 #include "viz/layout.h"
@@ -378,4 +379,17 @@ TEST(Png, WritesAReadablePngFile) {
     in.read(sig, 8);
     EXPECT_EQ(std::string(sig + 1, 3), "PNG");
     std::remove(path.c_str());
+}
+
+// Every segment of a glyph is drawn, also for one-character labels: '8' is 9
+// stb_easy_font quads (14 pixels at scale 1), more than an "average" glyph's
+// buffer share; its lower-left stroke (x = 0, y = 4..5) is the last quad.
+TEST(Text, OneCharacterLabelKeepsEverySegment) {
+    msa::viz::Image image(8, 10, msa::viz::Rgba{0, 0, 0, 255});
+    msa::viz::draw_text(image, 0, 0, "8", msa::viz::Rgba{255, 255, 255, 255}, 1);
+    int lit = 0;
+    for (int y = 0; y < image.height; ++y)
+        for (int x = 0; x < image.width; ++x) lit += image.pixels[(size_t(y) * image.width + x) * 4] == 255;
+    EXPECT_EQ(lit, 14);
+    EXPECT_EQ(image.pixels[(size_t(5) * image.width + 0) * 4], 255) << "lower-left stroke of '8' missing";
 }

@@ -102,8 +102,12 @@ int text_width(const std::string& text, int scale) {
 }
 
 int draw_text(Image& image, int x, int y, const std::string& text, Rgba colour, int scale) {
-    // stb_easy_font emits quads (4 vertices of 16 bytes: x, y, z floats + colour).
-    std::vector<char> buffer(text.size() * 300 + 64);
+    // stb_easy_font emits quads (4 vertices of 16 bytes: x, y, z floats + colour)
+    // and silently drops those that do not fit. Its "~270 bytes per character"
+    // is an average: '8' alone takes 9 quads (576 bytes), so a short label like
+    // a tick "8" lost its last segments and read as "?". 16 quads per character
+    // covers every glyph.
+    std::vector<char> buffer(text.size() * 16 * 64 + 64);
     int quads = stb_easy_font_print(0, 0, const_cast<char*>(text.c_str()), nullptr, buffer.data(),
                                     static_cast<int>(buffer.size()));
     for (int q = 0; q < quads; ++q) {
