@@ -268,6 +268,14 @@ __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParam
                 wgmma_m64n64k16(s[0], qf[0][kk], sw128_desc(ks + (kk / 4) * KN * 64) + 2 * (kk % 4), kk > 0);
             wgmma_commit();
         };
+        // After a wgmma wait: pin the accumulators below it, then pool them.
+        auto pool_landed = [&](int i, float (&cur)[1][KN / 8][4]) {
+#pragma unroll
+            for (int j = 0; j < KN / 8; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) fence_operand(cur[0][j][e]);
+            pool_chunk(i, cur);
+        };
         // Chunk i + 1 landed: with STAGES - 1 groups in the prologue and one per
         // step, STAGES - 3 may stay pending.
         auto step = [&](int i, float (&cur)[1][KN / 8][4], float (&next)[1][KN / 8][4]) {
@@ -279,19 +287,11 @@ __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParam
             load_chunk(i + STAGES - 1);
             issue(i + 1, next);
             wgmma_wait<1>();
-#pragma unroll
-            for (int j = 0; j < KN / 8; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) fence_operand(cur[0][j][e]);
-            pool_chunk(i, cur);
+            pool_landed(i, cur);
         };
         auto last_step = [&](int i, float (&cur)[1][KN / 8][4]) {
             wgmma_wait<0>();
-#pragma unroll
-            for (int j = 0; j < KN / 8; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) fence_operand(cur[0][j][e]);
-            pool_chunk(i, cur);
+            pool_landed(i, cur);
         };
         float sa[1][KN / 8][4], sb[1][KN / 8][4];
         if (n_chunks > 0) {
