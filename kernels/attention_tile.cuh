@@ -428,8 +428,8 @@ template <int D, int WARPS, int KN, int MT = 1>
 void launch_attention_tile(AttnParams p, cudaStream_t stream) {
     constexpr int ROWS = 16 * MT * WARPS;
     size_t smem = AttnSmem<D, WARPS, KN, MT>::bytes(p.max_union);
-    auto kernel = attn_fwd_kernel<D, WARPS, KN, MT>;
-    MSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    constexpr auto kernel = attn_fwd_kernel<D, WARPS, KN, MT>;
+    ensure_dynamic_smem<kernel>(smem);
     long rows = static_cast<long>(p.n_q) * p.group;
     dim3 grid(static_cast<unsigned>((rows + ROWS - 1) / ROWS), p.n_kv_heads, p.n_splits);
     kernel<<<grid, WARPS * 32, smem, stream>>>(p);

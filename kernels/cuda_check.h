@@ -3,6 +3,7 @@
 // becomes a std::runtime_error naming the call, the file and the line.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -28,5 +29,19 @@ inline int sm_count() {
     MSA_CUDA_CHECK(cudaGetDevice(&dev));
     MSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     return sms;
+}
+
+// Raises a kernel's dynamic shared-memory limit the first time a launch needs
+// more than the 48 KiB default, then never again: cudaFuncSetAttribute is a
+// host call of a few microseconds, which decode steps (three small launches)
+// would otherwise pay on every token. One counter per kernel (the template
+// argument), atomic because the app launches from worker threads. Device 0
+// only, like the rest of the engine.
+template <auto Kernel>
+void ensure_dynamic_smem(size_t bytes) {
+    static std::atomic<size_t> granted{48 * 1024};
+    if (bytes <= granted.load(std::memory_order_relaxed)) return;
+    MSA_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    granted.store(bytes, std::memory_order_relaxed);
 }
 }  // namespace msa::kern

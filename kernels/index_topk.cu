@@ -226,6 +226,9 @@ __global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParam
             // done with chunk i - 1, whose stage the next load overwrites.
             __syncthreads();
             load_chunk(i + STAGES - 1);
+            // A warp whose rows all lie past the last row (decode: one token's
+            // few rows in a 64-row tile) only helps stage the keys.
+            if (row0 + warp * 16 * MT >= rows_total) continue;
             const bf16* ks = kt + (i % STAGES) * KN * D;
 
             float s[MT][KN / 8][4];
@@ -510,8 +513,8 @@ template <int D, int WARPS, int KN, int MT, int STAGES, bool WG = false>
 void launch_fused_tile(const IndexParams& p, int rows, int n_key_heads, int n_splits, cudaStream_t stream) {
     constexpr int ROWS = 16 * MT * WARPS;
     size_t smem = STAGES * KN * D * sizeof(bf16) + static_cast<size_t>(ROWS) * p.cand_cap * 8 + (WG ? 1024 : 0);
-    auto kernel = index_topk_kernel<D, WARPS, KN, MT, STAGES, WG>;
-    MSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    constexpr auto kernel = index_topk_kernel<D, WARPS, KN, MT, STAGES, WG>;
+    ensure_dynamic_smem<kernel>(smem);
     dim3 grid((rows + ROWS - 1) / ROWS, n_key_heads, n_splits);
     kernel<<<grid, WARPS * 32, smem, stream>>>(p);
     MSA_CUDA_CHECK(cudaGetLastError());
@@ -669,8 +672,7 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
     } else {
         const int warps = 8;
         const size_t smem = static_cast<size_t>(warps) * std::max(op.k_top, 1) * sizeof(int32_t);
-        MSA_CUDA_CHECK(cudaFuncSetAttribute(topk_from_scores_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(smem)));
+        ensure_dynamic_smem<topk_from_scores_kernel<1>>(smem);
         topk_from_scores_kernel<1><<<static_cast<unsigned>((rows + warps - 1) / warps), warps * 32, smem, stream>>>(
             scores, nb, op.n_q, op.q_offset, op.n_groups, op.k_top, op.sink, op.block, op.slots, op.sel);
     }
