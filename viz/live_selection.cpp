@@ -50,20 +50,25 @@ bool can_repool(const LayerCapture& capture) {
     return q > 0 && capture.q.size() == q && capture.k.size() == kv && capture.v.size() == kv;
 }
 
-LayerCapture repool(const LayerCapture& capture, int capture_block, const MsaConfig& config, int threads,
-                    const ProgressFn& progress) {
+BlockScores pool_block_scores(const LayerCapture& capture, int block, Scorer scorer, uint64_t seed, int threads) {
     if (!can_repool(capture))
         throw std::invalid_argument("layer " + std::to_string(capture.layer) +
                                     ": this run did not keep Q/K/V, so the scorer and block size cannot change");
+    QKV qkv{capture.q.data(), capture.k.data(), capture.v.data(), capture.qkv_shape};
+    return score_blocks(free_index_inputs(qkv), block, scorer, seed, threads);
+}
+
+LayerCapture repool(const LayerCapture& capture, int capture_block, const MsaConfig& config, int threads,
+                    const ProgressFn& progress) {
     const bool reuse_mass = config.block == capture_block && !capture.mass.values.empty();
     auto step = [&progress](double fraction, const std::string& stage) {
         if (progress && !progress(fraction, stage)) throw std::runtime_error("cancelled");
     };
     LayerCapture out;
     out.layer = capture.layer;
-    QKV qkv{capture.q.data(), capture.k.data(), capture.v.data(), capture.qkv_shape};
     step(0.0, std::string("block scores (") + to_string(config.scorer) + ", B = " + std::to_string(config.block) + ")");
-    out.scores = score_blocks(free_index_inputs(qkv), config.block, config.scorer, config.seed, threads);
+    out.scores = pool_block_scores(capture, config.block, config.scorer, config.seed, threads);
+    QKV qkv{capture.q.data(), capture.k.data(), capture.v.data(), capture.qkv_shape};
     if (reuse_mass) {
         out.mass = capture.mass;
     } else {

@@ -32,6 +32,12 @@ LayerSelectionStats reselect(const LayerCapture& capture, int k, int sink, int b
 // Whether a capture can be re-pooled (scorer / block size change).
 bool can_repool(const LayerCapture& capture);
 
+// One scorer's block scores of a capture at `block`, pooled from its Q/K/V
+// (training-free index): the index pass of repool(), and what the GUI's
+// background scorer cache runs for the scorers not shown. Throws
+// std::invalid_argument when the capture has no Q/K/V.
+BlockScores pool_block_scores(const LayerCapture& capture, int block, Scorer scorer, uint64_t seed, int threads);
+
 // Scorer / block changed: rebuilds the capture's scores, mass, selection and
 // recall from its Q/K/V (training-free index) at config's block, scorer, k and
 // sink. The dense block mass does not depend on the scorer: when config.block

@@ -3,6 +3,7 @@
 #include <imgui.h>
 
 #include <algorithm>
+#include <iterator>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -68,6 +69,7 @@ App::~App() {
     loader_.cancel();
     compare_loader_.cancel();
     repool_job_.cancel();
+    scores_warmup_job_.cancel();
 }
 
 void App::load(const std::string& title, std::function<Document(Job&)> produce, bool as_compare) {
@@ -84,7 +86,14 @@ void App::adopt(Document doc, bool as_compare) {
     }
     a_ = std::move(doc);
     repooled_.reset();
+    ++repooled_revision_;
     repooled_for_ = -1;
+    // Another run: its layers' scores are not the last run's. Jobs still at
+    // work on the last run stop, and what they finish is dropped by generation.
+    repool_job_.cancel();
+    scores_warmup_job_.cancel();
+    scores_generation_ = scores_cache_->clear();
+    warmup_for_ = -1;
     live_.reset();
     live_capture_ = nullptr;
     const RunResult& run = *a_.run;
@@ -139,12 +148,20 @@ void App::collect_jobs() {
     }
     if (repool_job_.take_finished()) {
         // A cancelled job was superseded by a newer request: not worth a status line.
-        if (!repool_job_.error().empty() && !repool_job_.cancelled()) status_ = "re-pooling: " + repool_job_.error();
-        else if (repool_result_) {
+        if (!repool_job_.error().empty()) {
+            if (!repool_job_.cancelled()) status_ = "re-pooling: " + repool_job_.error();
+        } else if (repool_result_ && repool_job_generation_ == scores_generation_ &&
+                   repool_job_for_ == repooled_for_ && repool_job_config_.block == repool_requested_.block &&
+                   repool_job_config_.scorer == repool_requested_.scorer) {
             repooled_ = std::move(*repool_result_);
-            repooled_config_ = repool_requested_;
+            ++repooled_revision_;
+            repooled_config_ = repool_job_config_;
         }
         repool_result_.reset();
+    }
+    if (scores_warmup_job_.take_finished() && !scores_warmup_job_.error().empty() && !scores_warmup_job_.cancelled()) {
+        status_ = "caching the other scorers: " + scores_warmup_job_.error();
+        warmup_failed_ = true;
     }
 }
 
@@ -155,6 +172,9 @@ void App::settle() {
         collect_jobs();
         update_selection();
         repool_job_.wait();
+        collect_jobs();
+        update_selection();
+        scores_warmup_job_.wait();
         collect_jobs();
         update_selection();
     }
@@ -223,6 +243,12 @@ void App::start_repool() {
     repool_requested_ = budget;
     repooled_for_ = capture_index;
     repooled_.reset();
+    ++repooled_revision_;
+    repool_job_for_ = capture_index;
+    repool_job_config_ = budget;
+    repool_job_generation_ = scores_generation_;
+    // The cores go to what the user is waiting for; the warm-up resumes after it.
+    scores_warmup_job_.cancel();
     auto result = std::make_shared<LayerCapture>();
     repool_result_ = result;
     MsaConfig config = budget;
@@ -230,11 +256,71 @@ void App::start_repool() {
     const int source_block = a_.run->config.block;
     const LayerCapture* source = &original;
     std::shared_ptr<const RunResult> keep_alive = a_.run;  // the capture lives in the run
+    std::shared_ptr<viz::BlockScoresCache> cache = scores_cache_;
+    const uint64_t generation = scores_generation_;
     repool_job_.start("Re-pooling layer " + std::to_string(original.layer),
-                      [result, config, threads, source, source_block, keep_alive](Job& job) {
+                      [result, config, threads, source, source_block, keep_alive, cache, generation](Job& job) {
                           *result = viz::repool(*source, source_block, config, threads,
                                                 [&job](double f, const std::string& stage) { return job.report(f, stage); });
+                          // Switching back to this scorer later need not pool it again.
+                          cache->insert(generation, {source->layer, config.block, config.scorer, config.seed},
+                                        result->scores);
                       });
+}
+
+bool App::show_cached_scores() {
+    const LayerCapture& original = a_.run->captures[capture_index];
+    // The dense mass does not depend on the scorer: pair the cached scores with
+    // the mass of the capture already at this block size, if there is one.
+    const LayerCapture* mass_source = nullptr;
+    if (budget.block == a_.run->config.block) mass_source = &original;
+    else if (repooled_ && repooled_for_ == capture_index && repooled_config_.block == budget.block)
+        mass_source = &*repooled_;
+    if (!mass_source || mass_source->mass.values.empty()) return false;
+    std::optional<LayerCapture> rescored = viz::rescore_from_cache(*scores_cache_, *mass_source, budget);
+    if (!rescored) return false;
+    repool_job_.cancel();  // if one runs, it computes what the cache already had
+    repooled_ = std::move(*rescored);
+    ++repooled_revision_;
+    repooled_for_ = capture_index;
+    repooled_config_ = repool_requested_ = budget;
+    return true;
+}
+
+void App::warm_scores_cache() {
+    const bool same_key = warmup_for_ == capture_index && warmup_block_ == budget.block;
+    if (scores_warmup_job_.running()) {
+        if (!same_key) scores_warmup_job_.cancel();  // the user moved to another layer or block size
+        return;
+    }
+    // Only once the shown capture is at the current block size (cached scores
+    // pair with its dense mass), and never beside a re-pooling job the user waits for.
+    if (repool_job_.running() || repool_pending() || !repool_problem().empty()) return;
+    if (same_key && warmup_failed_) return;
+    const LayerCapture& original = a_.run->captures[capture_index];
+    const AttentionShape& shape = original.qkv_shape;
+    // A layer whose scorers do not fit the cache together would evict its own entries.
+    if (std::size(viz::kAllScorers) * viz::block_scores_bytes(shape.n_tokens, shape.n_kv_heads, budget.block) >
+        scores_cache_->max_bytes())
+        return;
+    std::vector<Scorer> scorers =
+        viz::scorers_to_warm(*scores_cache_, original.layer, budget.block, budget.seed, budget.scorer);
+    if (scorers.empty()) return;
+    warmup_for_ = capture_index;
+    warmup_block_ = budget.block;
+    warmup_failed_ = false;
+    const LayerCapture* source = &original;
+    std::shared_ptr<const RunResult> keep_alive = a_.run;
+    std::shared_ptr<viz::BlockScoresCache> cache = scores_cache_;
+    const uint64_t generation = scores_generation_, seed = budget.seed;
+    const int block = budget.block, threads = threads_;
+    scores_warmup_job_.start("Caching other scorers of layer " + std::to_string(original.layer),
+                             [cache, generation, source, keep_alive, block, seed, scorers, threads](Job& job) {
+                                 viz::warm_scores_cache(*cache, generation, *source, block, seed, scorers, threads,
+                                                        [&job](double f, const std::string& stage) {
+                                                            return job.report(f, stage);
+                                                        });
+                             });
 }
 
 void App::update_selection() {
@@ -247,18 +333,23 @@ void App::update_selection() {
                              repool_requested_.scorer == budget.scorer;
     // The user moved on (another block size, scorer or layer): stop the stale job at its next stage.
     if (repool_job_.running() && !already_requested) repool_job_.cancel();
-    if (repool_pending() && repool_problem().empty() && !repool_job_.running() && !already_requested) {
-        start_repool();
+    if (repool_pending() && repool_problem().empty()) {
+        // Cached scores make a scorer change cost what a k change costs; without them, re-pool in the background.
+        if (!show_cached_scores() && !repool_job_.running() && !already_requested) start_repool();
         c = capture();
     }
+    warm_scores_cache();
     if (c->scores.values.empty() || c->mass.values.empty()) {
         live_.reset();  // selections-only capture: show what the run selected
         live_capture_ = c;
         return;
     }
-    if (live_ && live_capture_ == c && live_k_ == budget.k && live_sink_ == budget.sink) return;
+    if (live_ && live_capture_ == c && live_revision_ == repooled_revision_ && live_k_ == budget.k &&
+        live_sink_ == budget.sink)
+        return;
     live_ = viz::reselect(*c, budget.k, budget.sink, block_size());
     live_capture_ = c;
+    live_revision_ = repooled_revision_;
     live_k_ = budget.k;
     live_sink_ = budget.sink;
 }

@@ -21,6 +21,7 @@
 #include "app/gui/sweep_view.h"
 #include "viz/layout.h"
 #include "viz/live_selection.h"
+#include "viz/scores_cache.h"
 
 namespace msa::gui {
 
@@ -63,6 +64,12 @@ public:
     bool using_repooled() const;                   // the shown capture is a re-pooled one
     std::string repool_problem() const;            // why it cannot re-pool, empty when it can
     Job& repool_job() { return repool_job_; }
+    // Pools the scorers not shown, for the shown layer and block size, in the
+    // background, so that a later scorer change only re-selects.
+    const Job& scores_warmup_job() const { return scores_warmup_job_; }
+    // Changes whenever the shown capture is replaced by another re-pooled one
+    // (which may live at the same address): views key their caches on it.
+    uint64_t capture_revision() const { return repooled_revision_; }
     int threads() const { return threads_; }
 
     // JSON describing what the last frame showed (run, layer, group, budget, and
@@ -78,6 +85,8 @@ private:
     void adopt(Document doc, bool as_compare);
     void update_selection();
     void start_repool();
+    bool show_cached_scores();
+    void warm_scores_cache();
     void draw_menu(const viz::Rect& r);
 
     GuiOptions options_;
@@ -87,10 +96,22 @@ private:
     std::shared_ptr<Document> loaded_, compare_loaded_;
     bool options_applied_ = false;
 
+    // Block scores of other scorers, filled by scores_warmup_job_ and by
+    // re-pooling jobs; shared with their threads, which may outlive a frame.
+    std::shared_ptr<viz::BlockScoresCache> scores_cache_ = std::make_shared<viz::BlockScoresCache>();
+    uint64_t scores_generation_ = 0;  // the cache's generation for the current run
+    Job scores_warmup_job_;
+    int warmup_for_ = -1, warmup_block_ = 0;  // capture index and block size it pools for
+    bool warmup_failed_ = false;              // for that key: do not retry every frame
+
     // Re-pooled capture (scorer / block changed) and its key.
     Job repool_job_;
     std::shared_ptr<LayerCapture> repool_result_;
+    int repool_job_for_ = -1;    // what the running job computes: the user may have moved on
+    MsaConfig repool_job_config_;
+    uint64_t repool_job_generation_ = 0;
     std::optional<LayerCapture> repooled_;
+    uint64_t repooled_revision_ = 0;
     int repooled_for_ = -1;
     MsaConfig repooled_config_;
     MsaConfig repool_requested_;
@@ -98,6 +119,7 @@ private:
     // Live selection at the current k / sink and its key.
     std::optional<viz::LayerSelectionStats> live_;
     const LayerCapture* live_capture_ = nullptr;
+    uint64_t live_revision_ = 0;
     int live_k_ = -1, live_sink_ = -1;
 
     std::string status_;

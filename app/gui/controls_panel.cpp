@@ -58,6 +58,8 @@ void ControlsPanel::draw(App& app, const viz::Rect& r) {
                                 app.block_size(), to_string(run.config.scorer));
         }
     }
+    if (app.scores_warmup_job().running())
+        ImGui::TextDisabled("caching the other scorers: %s", app.scores_warmup_job().stage().c_str());
     ImGui::Separator();
     if (const viz::LayerSelectionStats* live = app.live()) {
         char quantiles[64];

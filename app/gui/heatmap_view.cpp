@@ -35,8 +35,9 @@ std::string describe(const viz::HeatmapWindow& w) {
 void HeatmapView::prepare(App& app, int, int) {
     const LayerCapture* c = app.capture();
     const int B = app.block_size();
-    if (scores_.source_key != c || scores_.source_index != app.group) {
+    if (scores_.source_key != c || scores_.source_revision != app.capture_revision() || scores_.source_index != app.group) {
         scores_.source_key = c;
+        scores_.source_revision = app.capture_revision();
         scores_.source_index = app.group;
         scores_.pyramid = viz::HeatmapPyramid(viz::HeatmapSource::from_scores(c->scores, app.group, B));
         double lo, hi;
@@ -44,8 +45,9 @@ void HeatmapView::prepare(App& app, int, int) {
         scores_.range = {lo, hi, viz::ValueScale::linear};
         scores_.image_key.clear();
     }
-    if (mass_.source_key != c || mass_.source_index != app.head) {
+    if (mass_.source_key != c || mass_.source_revision != app.capture_revision() || mass_.source_index != app.head) {
         mass_.source_key = c;
+        mass_.source_revision = app.capture_revision();
         mass_.source_index = app.head;
         mass_.pyramid = viz::HeatmapPyramid(viz::HeatmapSource::from_mass(c->mass, app.head, B));
         mass_.image_key.clear();
@@ -138,8 +140,8 @@ void HeatmapView::draw_plot(App& app, Plot& plot, bool is_mass, const char* titl
     const Selection* sel = app.selection();
     int group = is_mass ? app.head / app.group_size() : app.group;
     char key[256];
-    std::snprintf(key, sizeof key, "%p|%p|%d|%d|%d|%.6f|%.6f|%.6f|%.6f|%d|%d|%d|%d|%d", static_cast<const void*>(c),
-                  static_cast<const void*>(sel), plot.source_index, iw, ih, window_.q0, window_.q1, window_.b0,
+    std::snprintf(key, sizeof key, "%p|%llu|%p|%d|%d|%d|%.6f|%.6f|%.6f|%.6f|%d|%d|%d|%d|%d", static_cast<const void*>(c),
+                  static_cast<unsigned long long>(plot.source_revision), static_cast<const void*>(sel), plot.source_index, iw, ih, window_.q0, window_.q1, window_.b0,
                   window_.b1, static_cast<int>(aggregate_), static_cast<int>(plot.range.scale), app.budget.k,
                   app.budget.sink, app.block_size());
     if (plot.image_key != key) {

@@ -4,6 +4,7 @@
 // cells outside the outlines are the attention it misses. Wheel zooms about
 // the cursor (Shift: queries only, Ctrl: blocks only), drag pans, click picks
 // the query for the inspector, double-click resets.
+#include <cstdint>
 #include <string>
 
 #include "app/gui/texture.h"
@@ -30,6 +31,7 @@ public:
 private:
     struct Plot {
         const void* source_key = nullptr;
+        uint64_t source_revision = 0;  // App::capture_revision(): a new capture may reuse the address
         int source_index = -1;
         viz::HeatmapPyramid pyramid;
         viz::ColorRange range;
