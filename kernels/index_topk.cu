@@ -54,8 +54,8 @@ __device__ void write_selection(int32_t* out, int slots, int local, int k_top, i
 // which is what bounds this kernel at MT = 1 (one ldmatrix.x4 per two MMAs
 // saturates the SM's 128 B/clk of shared-memory bandwidth before the tensor
 // cores). Measured alternatives are in tests/bench/NOTES_cuda.md.
-template <int D, int WARPS, int KN, int MT, int STAGES, bool WG = false>
-__global__ void __launch_bounds__(WARPS * 32) index_topk_kernel(const IndexParams p) {
+template <int D, int WARPS, int KN, int MT, int STAGES, bool WG = false, int MIN_CTAS = 1>
+__global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) index_topk_kernel(const IndexParams p) {
     static_assert(STAGES >= (WG ? 3 : 2), "at least double buffering (one more stage with wgmma in flight)");
     constexpr int NT = WARPS * 32;
     constexpr int ROWS = 16 * MT * WARPS;
@@ -509,11 +509,11 @@ bool needs_score_buffer(const IndexTopkOp& op) {
     return op.pool == IndexPool::quest || op.pool == IndexPool::random || use_decode_path(op);
 }
 
-template <int D, int WARPS, int KN, int MT, int STAGES, bool WG = false>
+template <int D, int WARPS, int KN, int MT, int STAGES, bool WG = false, int MIN_CTAS = 1>
 void launch_fused_tile(const IndexParams& p, int rows, int n_key_heads, int n_splits, cudaStream_t stream) {
     constexpr int ROWS = 16 * MT * WARPS;
     size_t smem = STAGES * KN * D * sizeof(bf16) + static_cast<size_t>(ROWS) * p.cand_cap * 8 + (WG ? 1024 : 0);
-    constexpr auto kernel = index_topk_kernel<D, WARPS, KN, MT, STAGES, WG>;
+    constexpr auto kernel = index_topk_kernel<D, WARPS, KN, MT, STAGES, WG, MIN_CTAS>;
     ensure_dynamic_smem<kernel>(smem);
     dim3 grid((rows + ROWS - 1) / ROWS, n_key_heads, n_splits);
     kernel<<<grid, WARPS * 32, smem, stream>>>(p);
@@ -537,39 +537,46 @@ bool wgmma_available() {
 }
 
 // Tile variants (warps x m16 tiles per warp, key chunk, cp.async stages).
-// Default: wgmma (one warpgroup, m64n64, 4 stages) where available, else 4
+// Default: wgmma (one warpgroup, m64n64, 3 stages, registers capped for 4
+// CTAs per SM) where available, else 4
 // warps x 1 mma.sync tile, 64-key chunks, 3 stages. Measured on the H100 at
 // 128K (NOTES_cuda.md): for mma.sync, 2 m-tiles per warp, which halves the
 // shared-memory reads per MMA, gains nothing (43.4 vs 43.6 ms), 2 or 4 stages
 // lose (48.2, 50.0 ms), 8 warps or 128-key chunks gain 3-4%: the pooling and
 // top-k bookkeeping on the ALU pipe, not the MMAs, bound it (ncu: ALU the
-// busiest pipe, 54% issue-slot use). MSA_INDEX_TILE=mma | mt2 | kn128 | w8
+// busiest pipe, 54% issue-slot use). MSA_INDEX_TILE=wg4stage | mma | mt2 | kn128 | w8
 // selects the alternatives. wgmma at 128K: 40.5 ms vs 41.2 (mma.sync), at 1M
 // 2.16 s vs 2.56 s; two warpgroups sharing each key chunk (8 warps) lost (52.0
 // ms: one CTA per SM at 155 registers). ncu on the wgmma kernel: ALU still the
 // busiest pipe (46%), stalls mostly fixed-latency waits and the per-chunk
-// barrier, 19% achieved occupancy. Decode always takes mma.sync: its few rows would
+// barrier, 19% achieved occupancy; capping registers at 128 for 4 CTAs per SM
+// (3 stages; `wg4stage` is the uncapped 4-stage one) gained 2-3%: 128K 39.8
+// vs 40.7 ms, 1M 2.05 vs 2.12 s. Decode always takes mma.sync: its few rows would
 // leave larger tiles empty.
-enum class IndexTile { wgmma, w4k64, mt2, kn128, w8 };
+enum class IndexTile { wgmma, wgmma_4stage, w4k64, mt2, kn128, w8 };
 IndexTile index_tile(bool decode) {
     static const IndexTile forced = [] {
         const char* e = std::getenv("MSA_INDEX_TILE");
         const std::string v = e ? e : "";
         if (v == "mma") return IndexTile::w4k64;
+        if (v == "wg4stage") return IndexTile::wgmma_4stage;
         if (v == "mt2") return IndexTile::mt2;
         if (v == "kn128") return IndexTile::kn128;
         if (v == "w8") return IndexTile::w8;
         return IndexTile::wgmma;
     }();
     if (decode) return IndexTile::w4k64;
-    return forced == IndexTile::wgmma && !wgmma_available() ? IndexTile::w4k64 : forced;
+    const bool wgmma = forced == IndexTile::wgmma || forced == IndexTile::wgmma_4stage;
+    return wgmma && !wgmma_available() ? IndexTile::w4k64 : forced;
 }
 
 template <int D>
 void dispatch_fused(const IndexParams& p, int rows, int n_key_heads, int n_splits, bool decode,
                     cudaStream_t stream) {
     switch (index_tile(decode)) {
-        case IndexTile::wgmma:
+        case IndexTile::wgmma:  // 4 CTAs per SM: 128 registers (a few spilled), 3 stages
+            return launch_fused_tile<D, 4, kKN, 1, 3, true, 4>(p, rows, n_key_heads, n_splits, stream);
+        case IndexTile::wgmma_4stage:
             return launch_fused_tile<D, 4, kKN, 1, 4, true>(p, rows, n_key_heads, n_splits, stream);
         case IndexTile::mt2: return launch_fused_tile<D, 4, kKN, 2, 3>(p, rows, n_key_heads, n_splits, stream);
         case IndexTile::kn128: return launch_fused_tile<D, 4, 128, 1, 2>(p, rows, n_key_heads, n_splits, stream);
