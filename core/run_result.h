@@ -27,6 +27,7 @@ struct KernelRecord {
     double bytes = 0;          // analytic, fewest bytes the launch must move
     int layer = -1;            // -1 when not tied to a layer
     std::string phase;         // e.g. "index", "select", "sparse", "dense", "gemm"
+    int64_t context = 0;       // tokens of the launch's sequence when it differs per launch (a bench's context); 0 = the run's
     double ms() const { return (end_ns - start_ns) * 1e-6; }
 };
 

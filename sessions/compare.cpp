@@ -189,8 +189,7 @@ json compare_runs(const RunResult& a, const RunResult& b) {
 
     // Kernels: i-th launch of each name against the i-th launch in b.
     std::unordered_map<std::string, std::vector<const KernelRecord*>> launches_b;
-    for (const auto& k : b.kernels) launches_b[k.name].push_back(&k);
-    std::unordered_map<std::string, size_t> seen_a;
+    std::unordered_map<std::string, size_t> seen_a, seen_b;
     json kernels = json::array();
     std::vector<std::string> names;
     std::map<std::string, json> totals;
@@ -213,11 +212,16 @@ json compare_runs(const RunResult& a, const RunResult& b) {
                     {"delta_ms", number(delta)},
                     {"rel", number(std::isfinite(delta) && a_ms > 0 ? delta / a_ms : NAN)},
                     {"layer", any->layer},
+                    {"context", any->context},
                     {"phase", any->phase}};
     };
+    // A bench times one kernel at several contexts: its launches pair up by
+    // name and context, so runs over different context lists still line up.
+    auto key = [](const KernelRecord& k) { return k.context > 0 ? k.name + '\x1f' + std::to_string(k.context) : k.name; };
+    for (const auto& k : b.kernels) launches_b[key(k)].push_back(&k);
     for (const auto& ka : a.kernels) {
-        const size_t i = seen_a[ka.name]++;
-        const auto it = launches_b.find(ka.name);
+        const size_t i = seen_a[key(ka)]++;
+        const auto it = launches_b.find(key(ka));
         const KernelRecord* kb = (it != launches_b.end() && i < it->second.size()) ? it->second[i] : nullptr;
         kernels.push_back(launch_entry(ka.name, i, &ka, kb));
         json& t = total(ka.name);
@@ -226,10 +230,10 @@ json compare_runs(const RunResult& a, const RunResult& b) {
     }
     for (const auto& kb : b.kernels) {
         json& t = total(kb.name);
-        const int i = t["b_count"].get<int>();
+        const size_t i = seen_b[key(kb)]++;
         t["b_ms"] = t["b_ms"].get<double>() + kb.ms();
-        t["b_count"] = i + 1;
-        if (size_t(i) >= seen_a[kb.name]) kernels.push_back(launch_entry(kb.name, i, nullptr, &kb));
+        t["b_count"] = t["b_count"].get<int>() + 1;
+        if (i >= seen_a[key(kb)]) kernels.push_back(launch_entry(kb.name, i, nullptr, &kb));
     }
     json kernel_totals = json::array();
     double sum_a = 0, sum_b = 0;

@@ -15,8 +15,9 @@ namespace msa::sessions {
 //   "metrics":         [{"name","a","b","delta","rel","better"}]
 //                      delta = b - a, rel = delta / |a| (null when a is 0 or missing),
 //                      better = "lower" | "higher" | "" (which direction is an improvement)
-//   "kernels":         [{"name","launch","a_ms","b_ms","delta_ms","rel","layer","phase"}]
-//                      the i-th launch of a name in a against the i-th in b; a side
+//   "kernels":         [{"name","launch","a_ms","b_ms","delta_ms","rel","layer","context","phase"}]
+//                      the i-th launch of a name (and context, for a bench) in a against
+//                      the i-th in b; a side
 //                      with fewer launches reads null
 //   "kernel_totals":   [{"name","a_ms","b_ms","delta_ms","rel","a_count","b_count"}]
 //   "selection_jaccard": {"mean","unit","rows":[{"layer","group","jaccard","queries"}]}

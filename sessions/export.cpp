@@ -206,14 +206,15 @@ void write_csv(const Reader& reader, int64_t run, const std::string& table, std:
     } else if (table == "kernels") {
         line(out, {"seq", "name", "phase", "layer", "stream", "correlation_id", "grid_x", "grid_y", "grid_z", "block_x",
                    "block_y", "block_z", "registers", "shared_bytes", "start_ns", "end_ns", "ms", "flops", "bytes",
-                   "tflops_per_s"});
+                   "tflops_per_s", "context"});
         int64_t seq = 0;
         for (const auto& k : r.kernels) {
             const double ms = k.end_ns > k.start_ns ? k.ms() : NAN;
             line(out, {cell(++seq), cell(k.name), cell(k.phase), cell(k.layer), cell(k.stream), cell(k.correlation_id),
                        cell(k.grid[0]), cell(k.grid[1]), cell(k.grid[2]), cell(k.block[0]), cell(k.block[1]),
                        cell(k.block[2]), cell(k.registers), cell(k.shared_bytes), cell(k.start_ns), cell(k.end_ns),
-                       cell(ms), cell(k.flops), cell(k.bytes), cell(ms > 0 ? k.flops / (ms * 1e9) : NAN)});
+                       cell(ms), cell(k.flops), cell(k.bytes), cell(ms > 0 ? k.flops / (ms * 1e9) : NAN),
+                       cell(k.context)});
         }
     } else if (table == "timings") {
         line(out, {"name", "ms"});
@@ -264,6 +265,7 @@ json perfetto_trace(const RunResult& run, const std::string& process_name) {
                      {"flops", k.flops},
                      {"bytes", k.bytes}};
         if (dur_ms > 0 && k.flops > 0) args["tflops_per_s"] = k.flops / (dur_ms * 1e9);
+        if (k.context > 0) args["context"] = k.context;
         events.push_back({{"name", k.name},
                           {"cat", k.phase.empty() ? "kernel" : k.phase},
                           {"ph", "X"},

@@ -361,7 +361,7 @@ RunResult Reader::load_run(int64_t id, bool with_captures) const {
         Statement s(db,
                     "SELECT n.value, p.value, k.layer, k.stream, k.correlation_id, k.grid_x, k.grid_y, k.grid_z, "
                     "k.block_x, k.block_y, k.block_z, k.registers, k.shared_bytes, k.start_ns, k.end_ns, k.flops, "
-                    "k.bytes FROM kernels k JOIN strings n ON n.id = k.name_id JOIN strings p ON p.id = k.phase_id "
+                    "k.bytes, k.context FROM kernels k JOIN strings n ON n.id = k.name_id JOIN strings p ON p.id = k.phase_id "
                     "WHERE k.run_id = ? ORDER BY k.seq");
         s.bind(1, id);
         while (s.step()) {
@@ -379,6 +379,7 @@ RunResult Reader::load_run(int64_t id, bool with_captures) const {
             k.end_ns = static_cast<uint64_t>(s.int64(14));
             k.flops = s.is_null(15) ? 0 : s.real(15);
             k.bytes = s.is_null(16) ? 0 : s.real(16);
+            k.context = s.int64(17);
             r.kernels.push_back(std::move(k));
         }
     }
@@ -444,6 +445,20 @@ nlohmann::json Reader::sweep_rows(int64_t id) const {
         }
     }
     return rows;
+}
+
+nlohmann::json Reader::run_config(int64_t id) const {
+    Transaction txn(*db_, Transaction::Kind::read);
+    require_run(id);
+    Statement s(*db_, "SELECT config FROM run_configs WHERE run_id = ?");
+    s.bind(1, id);
+    if (!s.step()) return nlohmann::json::object();
+    try {
+        nlohmann::json config = nlohmann::json::parse(s.text(0));
+        if (config.is_object()) return config;
+    } catch (const nlohmann::json::exception&) {
+    }
+    damaged(*db_, "run " + std::to_string(id) + " config is not a JSON object");
 }
 
 std::vector<StageRecord> Reader::stages(int64_t id) const {

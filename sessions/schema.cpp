@@ -88,6 +88,15 @@ CREATE TABLE needles(
   PRIMARY KEY(run_id, seq)) WITHOUT ROWID;
 )SQL";
 
+// Version 2: a run's kind-specific config as one JSON object (a bench's shape,
+// contexts, repetitions, peers), and the context length of each kernel launch
+// (a bench times several contexts in one run).
+constexpr const char* kSchemaV2 = R"SQL(
+CREATE TABLE run_configs(
+  run_id INTEGER PRIMARY KEY REFERENCES runs(id), config TEXT NOT NULL);
+ALTER TABLE kernels ADD COLUMN context INTEGER NOT NULL DEFAULT 0;
+)SQL";
+
 bool parse_int(const std::string& text, int& out) {
     if (text.empty() || text.size() > 9) return false;
     int v = 0;
@@ -102,14 +111,14 @@ bool parse_int(const std::string& text, int& out) {
 }  // namespace
 
 const std::vector<Migration>& migrations() {
-    static const std::vector<Migration> steps = {{1, kSchemaV1}};
+    static const std::vector<Migration> steps = {{1, kSchemaV1}, {2, kSchemaV2}};
     return steps;
 }
 
 const std::vector<std::string>& required_tables() {
     static const std::vector<std::string> names = {"meta",      "runs",    "stages",  "layer_metrics", "group_metrics",
                                                    "head_metrics", "captures", "strings", "kernels", "timings",
-                                                   "sweep_rows", "warnings", "needles"};
+                                                   "sweep_rows", "warnings", "needles", "run_configs"};
     return names;
 }
 

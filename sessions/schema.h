@@ -15,7 +15,7 @@ class Database;
 
 // Bump when the schema changes and append a Migration that takes version
 // N-1 to N; never edit a published step (files in the wild were made by it).
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr const char* kWriterVersion = "msascope 0.1";
 
 struct Migration {

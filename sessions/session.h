@@ -47,7 +47,7 @@ struct RunSummary {
 // One committed stage: the Writer records it in the same transaction as the
 // rows, so `rows` is exactly what that stage added to its table.
 struct StageRecord {
-    std::string stage;  // begin | layers | capture | kernels | timings | summary | sweep_rows | finish
+    std::string stage;  // begin | layers | capture | kernels | timings | summary | sweep_rows | config | finish
     int64_t rows = 0;
     int layer = -1;     // for capture stages
 };
@@ -82,6 +82,9 @@ public:
     void write_summary(int64_t run, const RunResult& result);
     // Rows of JSON objects (sweep/needle/bench tables) for generic display; appends.
     void write_sweep_rows(int64_t run, const nlohmann::json& rows);
+    // The run's kind-specific config as one JSON object (a bench: its shape,
+    // contexts, repetitions, peers); a later call replaces it.
+    void write_config(int64_t run, const nlohmann::json& config);
     void finish_run(int64_t run);
     // begin_run + every stage + finish_run, one transaction per stage.
     int64_t write_run(const RunResult& result, const std::string& kind = "run");
@@ -113,6 +116,7 @@ public:
     // Only the selection (cheap): for overlap statistics across many layers.
     Selection load_selection(int64_t id, int layer) const;
     nlohmann::json sweep_rows(int64_t id) const;  // array of objects
+    nlohmann::json run_config(int64_t id) const;  // the object write_config stored; {} when none
     std::vector<StageRecord> stages(int64_t id) const;
     std::string status(int64_t id) const;
     // "ok" or SQLite's report (first lines), for diagnostics and tests.

@@ -266,8 +266,8 @@ void Writer::write_kernels(int64_t run, const std::vector<KernelRecord>& kernels
     first.reset();
     Statement row(*db_,
                   "INSERT INTO kernels(run_id, seq, name_id, phase_id, layer, stream, correlation_id, grid_x, grid_y, "
-                  "grid_z, block_x, block_y, block_z, registers, shared_bytes, start_ns, end_ns, flops, bytes) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                  "grid_z, block_x, block_y, block_z, registers, shared_bytes, start_ns, end_ns, flops, bytes, context) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     for (const KernelRecord& k : kernels) {
         row.bind(1, run);
         row.bind(2, ++seq);
@@ -284,6 +284,7 @@ void Writer::write_kernels(int64_t run, const std::vector<KernelRecord>& kernels
         row.bind(17, static_cast<int64_t>(k.end_ns));
         row.bind(18, k.flops);
         row.bind(19, k.bytes);
+        row.bind(20, k.context);
         row.run();
         row.reset();
     }
@@ -352,6 +353,16 @@ void Writer::write_sweep_rows(int64_t run, const nlohmann::json& rows) {
         row.reset();
     }
     record_stage(run, "sweep_rows", static_cast<int64_t>(rows.size()));
+    txn.commit();
+}
+
+void Writer::write_config(int64_t run, const nlohmann::json& config) {
+    if (!config.is_object()) throw std::invalid_argument("write_config expects a JSON object");
+    Transaction txn(*db_, Transaction::Kind::write);
+    require_run(run);
+    Statement s(*db_, "INSERT OR REPLACE INTO run_configs(run_id, config) VALUES (?, ?)");
+    s.bind(1, run).bind(2, config.dump()).run();
+    record_stage(run, "config", 1);
     txn.commit();
 }
 

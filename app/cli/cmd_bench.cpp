@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -20,6 +21,8 @@
 #include "core/errors.h"
 #include "core/flops.h"
 #include "core/model.h"
+#include "sessions/bench_run.h"
+#include "sessions/session.h"
 #ifdef MSASCOPE_HAVE_CUDA
 #include "kernels/cuda_attention.h"
 #endif
@@ -36,6 +39,7 @@ struct BenchArgs {
     int block = 128;
     bool decode = false;
     std::string session;
+    std::string from_json;
     bool json = false;
     int reps = 3;
     bool peers = true;
@@ -104,11 +108,47 @@ double json_num(const nlohmann::json& j, const char* key) {
 }
 #endif
 
+// bench --from-json FILE --session S.db: a bench recorded elsewhere (a GPU
+// server's `bench --json`) into a session, so the app can show it.
+int import_bench(const BenchArgs& a) {
+    if (a.session.empty()) throw InputError("--from-json needs --session FILE (the session to add the bench run to)");
+    if (!a.preset.empty() || !a.model.empty() || !a.context.empty())
+        throw InputError("--from-json takes the shape and contexts from the file: drop --preset, --model and --context");
+    std::ifstream in(a.from_json);
+    if (!in) throw InputError(a.from_json + ": cannot open the bench JSON");
+    nlohmann::json bench = nlohmann::json::parse(in, nullptr, false);
+    if (bench.is_discarded()) throw InputError(a.from_json + ": not JSON");
+    sessions::Writer writer(a.session);
+    int64_t run;
+    try {
+        run = sessions::write_bench_run(writer, bench, a.from_json);
+    } catch (const InputError& e) {
+        throw InputError(a.from_json + ": " + e.what());
+    }
+    const size_t rows = bench["rows"].size(), decode = bench.value("decode_rows", nlohmann::json::array()).size(),
+                 kernels = bench.value("kernels", nlohmann::json::array()).size();
+    if (a.json) {
+        print_json({{"source", a.from_json},
+                    {"device", bench.value("device", "")},
+                    {"rows", rows},
+                    {"decode_rows", decode},
+                    {"kernels", kernels},
+                    {"session", a.session},
+                    {"run_id", run}});
+        return 0;
+    }
+    std::cout << "imported " << a.from_json << " (" << bench.value("device", "unknown device") << ": " << rows
+              << " prefill rows, " << decode << " decode rows, " << kernels << " kernel records)\nsaved to " << a.session
+              << " as run " << run << "\n";
+    return 0;
+}
+
 int run_bench(const BenchArgs& a) {
+    if (!a.from_json.empty()) return import_bench(a);
+    if (a.context.empty()) throw InputError("give --context LIST (e.g. 8K,32K,128K), or --from-json FILE");
     if (a.backend != "cuda") throw InputError("bench runs the CUDA kernels: --backend cuda");
     if (a.preset.empty() == a.model.empty()) throw InputError("give exactly one of --preset msa-m3 or --model PATH");
     if (a.k < 1 || a.block < 1 || a.reps < 1) throw InputError("--k, --block and --reps must be at least 1");
-    if (!a.session.empty()) throw InputError("bench --session is not supported yet (use run --session)");
     AttentionFlopsShape fshape;
 #ifdef MSASCOPE_HAVE_CUDA
     msa::cuda::BenchShape shape;
@@ -151,6 +191,25 @@ int run_bench(const BenchArgs& a) {
     shape.config.block = a.block;
     const std::string script = a.peers ? find_peers_script(a.peers_script) : "";
     if (a.peers && script.empty()) std::fprintf(stderr, "bench: peers_torch.py not found; peers skipped\n");
+    const std::string device = dev.name + " (sm_" + std::to_string(dev.compute_major) + std::to_string(dev.compute_minor) + ")";
+    const nlohmann::json shape_json = {{"name", fshape.name},
+                                       {"n_heads", fshape.n_heads},
+                                       {"n_kv_heads", fshape.n_kv_heads},
+                                       {"head_dim", fshape.head_dim},
+                                       {"index_heads", fshape.index_heads},
+                                       {"index_dim", fshape.index_dim},
+                                       {"index_key_heads", shape.index_key_heads}};
+    // --session: the run is begun (incomplete) now and each context commits
+    // its rows and kernels as it ends, so a killed bench keeps what it timed.
+    std::unique_ptr<sessions::Writer> writer;
+    std::unique_ptr<sessions::BenchRecorder> recorder;
+    if (!a.session.empty()) {
+        writer = std::make_unique<sessions::Writer>(a.session);
+        nlohmann::json header = {{"device", device}, {"shape", shape_json}, {"k", a.k}, {"block", a.block},
+                                 {"reps", a.reps}, {"contexts", contexts}};
+        if (!a.model.empty()) header["model"] = a.model;
+        recorder = std::make_unique<sessions::BenchRecorder>(*writer, header);
+    }
 
     nlohmann::json rows = nlohmann::json::array(), decode_rows = nlohmann::json::array();
     nlohmann::json kernels = nlohmann::json::array(), warnings = nlohmann::json::array(), peer_info;
@@ -164,6 +223,7 @@ int run_bench(const BenchArgs& a) {
         double dense_ms = NAN, index_ms, main_ms, dd_ms = NAN, di_ms = NAN, ds_ms = NAN;
         int slots = 0;
         std::string sel_path;
+        nlohmann::json context_kernels = nlohmann::json::array();
         {
             msa::cuda::AttentionBench bench(shape, 42);
             slots = bench.slots();
@@ -177,20 +237,10 @@ int run_bench(const BenchArgs& a) {
             }
             if (a.profile) {
                 std::string warn;
-                for (const auto& r : bench.profile(true, &warn)) {
-                    kernels.push_back({{"context", n},
-                                       {"name", r.name},
-                                       {"phase", r.phase},
-                                       {"grid", {r.grid[0], r.grid[1], r.grid[2]}},
-                                       {"block", {r.block[0], r.block[1], r.block[2]}},
-                                       {"registers", r.registers},
-                                       {"shared_bytes", r.shared_bytes},
-                                       {"ms", r.ms()},
-                                       {"stream", r.stream},
-                                       {"correlation_id", r.correlation_id},
-                                       {"flops", r.flops},
-                                       {"bytes", r.bytes},
-                                       {"tflops", r.ms() > 0 && r.flops > 0 ? r.flops / (r.ms() * 1e9) : 0.0}});
+                for (KernelRecord r : bench.profile(true, &warn)) {
+                    r.context = n;
+                    context_kernels.push_back(sessions::kernel_json(r));
+                    kernels.push_back(context_kernels.back());
                 }
                 if (!warn.empty()) warnings.push_back(warn);
             }
@@ -251,18 +301,12 @@ int run_bench(const BenchArgs& a) {
             dtable.add({std::to_string(n), fixed(dd_ms, 4), fixed(dsparse, 4), fixed(di_ms, 4), fixed(dsdpa, 4),
                         fixed(dsdpa / dsparse, 2) + "x"});
         }
+        if (recorder) recorder->add_context(rows.back(), a.decode ? decode_rows.back() : nlohmann::json(), context_kernels);
     }
-    const std::string device = dev.name + " (sm_" + std::to_string(dev.compute_major) + std::to_string(dev.compute_minor) + ")";
+    if (recorder) recorder->finish(warnings, peer_info);
     if (a.json) {
         nlohmann::json out = {{"device", device},
-                              {"shape",
-                               {{"name", fshape.name},
-                                {"n_heads", fshape.n_heads},
-                                {"n_kv_heads", fshape.n_kv_heads},
-                                {"head_dim", fshape.head_dim},
-                                {"index_heads", fshape.index_heads},
-                                {"index_dim", fshape.index_dim},
-                                {"index_key_heads", shape.index_key_heads}}},
+                              {"shape", shape_json},
                               {"k", a.k},
                               {"block", a.block},
                               {"reps", a.reps},
@@ -271,6 +315,8 @@ int run_bench(const BenchArgs& a) {
                               {"warnings", warnings}};
         if (a.decode) out["decode_rows"] = decode_rows;
         if (a.profile) out["kernels"] = kernels;
+        out["session"] = recorder ? nlohmann::json(a.session) : nlohmann::json(nullptr);
+        out["run_id"] = recorder ? nlohmann::json(recorder->run()) : nlohmann::json(nullptr);
         print_json(out);
         return 0;
     }
@@ -284,6 +330,7 @@ int run_bench(const BenchArgs& a) {
         dtable.print(std::cout);
     }
     for (const auto& w : warnings) std::cout << "warning: " << w.get<std::string>() << "\n";
+    if (recorder) std::cout << "saved to " << a.session << " as run " << recorder->run() << "\n";
     return 0;
 #endif
 }
@@ -294,11 +341,14 @@ const RegisterCommand registered{Command{
         sub.add_option("--backend", args->backend, "Backend (cuda)")->capture_default_str();
         sub.add_option("--preset", args->preset, "Attention shape preset (msa-m3)");
         sub.add_option("--model", args->model, "Take the shape from a model file or folder");
-        sub.add_option("--context", args->context, "Context lengths, e.g. 8K,32K,128K")->required();
+        sub.add_option("--context", args->context, "Context lengths, e.g. 8K,32K,128K");
         sub.add_option("--k", args->k, "Blocks kept per query")->capture_default_str();
         sub.add_option("--block", args->block, "Tokens per key block")->capture_default_str();
         sub.add_flag("--decode", args->decode, "Also time one decode step at each context");
-        sub.add_option("--session", args->session, "Save to a session file (not supported yet)");
+        sub.add_option("--session", args->session,
+                       "Append the bench to this SQLite session file (a run of kind bench: config, rows, kernels)");
+        sub.add_option("--from-json", args->from_json,
+                       "Instead of timing: import a `bench --json` result recorded elsewhere into --session (no GPU needed)");
         sub.add_option("--reps", args->reps, "Timed repetitions per op (median)")->capture_default_str();
         sub.add_flag("--no-peers", [args](std::int64_t) { args->peers = false; }, "Skip the PyTorch peers");
         sub.add_flag("--no-flex", [args](std::int64_t) { args->flex = false; }, "Skip FlexAttention");

@@ -10,6 +10,7 @@
 
 #include "app/cli/cli_common.h"
 #include "app/cli/command.h"
+#include "sessions/bench_run.h"
 #include "sessions/compare.h"
 #include "sessions/session.h"
 
@@ -26,6 +27,7 @@ struct LoadedRun {
     std::string file;
     sessions::RunSummary summary;
     RunResult result;
+    sessions::BenchRun bench;  // a bench run's config and rows; empty otherwise
 };
 
 // Metrics, kernels and selections only: the scores and mass BLOBs are the
@@ -34,13 +36,14 @@ LoadedRun load(const std::string& text) {
     const sessions::RunRef ref = sessions::parse_run_ref(text);
     sessions::Reader reader(ref.path);
     const int64_t id = sessions::resolve_run(reader, ref);
-    LoadedRun out{ref.path, reader.summary(id), reader.load_run(id, false)};
+    LoadedRun out{ref.path, reader.summary(id), reader.load_run(id, false), {}};
     for (int layer : reader.captured_layers(id)) {
         LayerCapture capture;
         capture.layer = layer;
         capture.selection = reader.load_selection(id, layer);
         out.result.captures.push_back(std::move(capture));
     }
+    if (out.summary.kind == "bench") out.bench = sessions::load_bench_run(reader, id);
     return out;
 }
 
@@ -89,6 +92,7 @@ int run_compare(const CompareArgs& args) {
     LoadedRun a = load(args.a);
     LoadedRun b = load(args.b);
     nlohmann::json result = sessions::compare_runs(a.result, b.result);
+    sessions::add_bench_comparison(result, a.bench, b.bench);
     for (auto* side : {&a, &b}) {
         nlohmann::json& j = result[side == &a ? "a" : "b"];
         j["file"] = side->file;
@@ -167,11 +171,13 @@ int run_compare(const CompareArgs& args) {
                          [&](const nlohmann::json* x, const nlohmann::json* y) { return magnitude(x) > magnitude(y); });
         const size_t shown = std::min<size_t>(order.size(), size_t(std::max(args.top, 0)));
         std::cout << "\nkernels: top " << shown << " of " << order.size() << " launches by |delta| (i-th launch of a name in A vs B)\n";
-        Table table({"kernel", "launch", "layer", "A ms", "B ms", "delta ms", "rel"});
+        Table table({"kernel", "launch", "layer", "context", "A ms", "B ms", "delta ms", "rel"});
         for (size_t i = 0; i < shown; ++i) {
             const auto& k = *order[i];
             const double delta = number(k["delta_ms"]);
-            table.add({k["name"].get<std::string>(), value_text(k["launch"]), value_text(k["layer"]), fixed(number(k["a_ms"]), 4),
+            const int64_t context = k.value("context", int64_t(0));
+            table.add({k["name"].get<std::string>(), value_text(k["launch"]), value_text(k["layer"]),
+                       context > 0 ? std::to_string(context) : "-", fixed(number(k["a_ms"]), 4),
                        fixed(number(k["b_ms"]), 4), painter.paint(fixed(delta, 4), delta, "lower"),
                        painter.paint(percent(k["rel"]), delta, "lower")});
         }

@@ -126,9 +126,12 @@ void App::adopt(Document doc, bool as_compare) {
     if (query < 0 || query >= static_cast<int>(run.tokens.size())) query = static_cast<int>(run.tokens.size()) - 1;
     heatmaps_.reset_view();
     // A sweep / needle run has rows, not captures: its page is the study charts.
+    // A bench run has kernels and times, no layers: its page is the profile.
     if (!a_.study.empty()) page = viz::Page::sweep;
+    else if (!a_.bench.empty() && page != viz::Page::compare) page = viz::Page::profile;
     else if (page == viz::Page::sweep) page = viz::Page::selection;
-    if (run.captures.empty() && a_.study.empty()) status_ = "this run has no captured layers: heatmaps need a run with captures";
+    if (run.captures.empty() && a_.study.empty() && a_.bench.empty())
+        status_ = "this run has no captured layers: heatmaps need a run with captures";
 }
 
 void App::collect_jobs() {
@@ -397,9 +400,13 @@ void App::draw_menu(const viz::Rect& r) {
     if (!a_.empty()) {
         const RunResult& run = *a_.run;
         char config[200];
-        std::snprintf(config, sizeof config, "  |  %zu tokens  |  k=%d B=%d %s sink=%d  |  %s", run.tokens.size(),
-                      run.config.k, run.config.block, to_string(run.config.scorer), run.config.sink,
-                      run.backend.c_str());
+        if (!a_.bench.empty())  // a bench has contexts and a shape, no tokens, scorer or sink
+            std::snprintf(config, sizeof config, "  |  bench, %zu contexts  |  k=%d B=%d  |  %s", a_.bench.rows.size(),
+                          run.config.k, run.config.block, run.backend.c_str());
+        else
+            std::snprintf(config, sizeof config, "  |  %zu tokens  |  k=%d B=%d %s sink=%d  |  %s", run.tokens.size(),
+                          run.config.k, run.config.block, to_string(run.config.scorer), run.config.sink,
+                          run.backend.c_str());
         // Cut the source (a path, usually) first: the run's numbers say more.
         const float source_budget = std::max(text_width("/a...b"), line_budget - text_width(config));
         line = viz::elide(viz::elide(a_.source, source_budget, text_width) + config, line_budget, text_width);

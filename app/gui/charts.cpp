@@ -104,7 +104,8 @@ void line_chart(const char* id, const char* title, const std::vector<ChartLine>&
     }
     dl->AddLine(ImVec2(x0, y1), ImVec2(x1, y1), kAxis);
     dl->AddLine(ImVec2(x0, y0), ImVec2(x0, y1), kAxis);
-    float legend_x = x0 + 8;
+    // Legend entries left to right, wrapping to another row at the right edge.
+    float legend_x = x0 + 8, legend_y = y0;
     for (const ChartLine& l : lines) {
         ImVec2 prev;
         bool have = false;
@@ -117,9 +118,11 @@ void line_chart(const char* id, const char* title, const std::vector<ChartLine>&
             have = true;
         }
         if (!l.name.empty()) {
-            dl->AddRectFilled(ImVec2(legend_x, y0 + 2), ImVec2(legend_x + 10, y0 + 12), l.colour);
-            dl->AddText(ImVec2(legend_x + 14, y0 - 1), kText, l.name.c_str());
-            legend_x += 24 + ImGui::CalcTextSize(l.name.c_str()).x;
+            const float w = 24 + ImGui::CalcTextSize(l.name.c_str()).x;
+            if (legend_x + w - 10 > x1 && legend_x > x0 + 8) legend_x = x0 + 8, legend_y += ImGui::GetTextLineHeight() + 2;
+            dl->AddRectFilled(ImVec2(legend_x, legend_y + 2), ImVec2(legend_x + 10, legend_y + 12), l.colour);
+            dl->AddText(ImVec2(legend_x + 14, legend_y - 1), kText, l.name.c_str());
+            legend_x += w;
         }
     }
 }

@@ -129,6 +129,12 @@ void CompareView::tables(App& app, float height) {
             std::snprintf(name, sizeof name, "L%d recall", l.layer);
             metric_row(name, l.recall_mean, it->second->recall_mean);
         }
+        // Bench runs: their rows per table and context (sparse ms, speedup, ...).
+        nlohmann::json bench = {{"metrics", nlohmann::json::array()}, {"config_diff", nlohmann::json::array()}};
+        sessions::add_bench_comparison(bench, app.doc().bench, app.compare_doc().bench);
+        auto value = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : NAN; };
+        for (const nlohmann::json& m : bench["metrics"])
+            metric_row(m["name"].get<std::string>().c_str(), value(m["a"]), value(m["b"]));
         ImGui::EndTable();
     }
     ImGui::EndChild();

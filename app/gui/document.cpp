@@ -62,7 +62,9 @@ Document load_session_document(const std::string& path, long long run_id) {
     doc.source = path + ":" + std::to_string(id);
     doc.session_path = path;
     doc.session_run = id;
-    if (viz::is_study_kind(reader.summary(id).kind)) doc.study = viz::load_study_table(reader, id);
+    const std::string kind = reader.summary(id).kind;
+    if (viz::is_study_kind(kind)) doc.study = viz::load_study_table(reader, id);
+    if (kind == "bench") doc.bench = sessions::load_bench_run(reader, id);
     return doc;
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/forward.h"
 #include "core/run_result.h"
+#include "sessions/bench_run.h"
 #include "viz/study_charts.h"
 
 namespace msa::gui {
@@ -18,6 +19,7 @@ struct Document {
     std::string session_path;             // set when the run came from a session file
     long long session_run = -1;
     viz::StudyTable study;                // the rows of a sweep / needle run (empty otherwise)
+    sessions::BenchRun bench;             // the config and rows of a bench run (empty otherwise)
 
     bool empty() const { return !run; }
     std::string token(int t) const;

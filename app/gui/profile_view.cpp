@@ -18,16 +18,19 @@ namespace {
 
 struct KernelStats {
     std::string name;
+    int64_t context = 0;  // a bench's context length; 0 for a model run
     int count = 0;
     double total_ms = 0, flops = 0;
     const KernelRecord* first = nullptr;
 };
 
+// One row per kernel name (and context: a bench times each kernel at several).
 std::vector<KernelStats> kernel_stats(const RunResult& run) {
-    std::map<std::string, KernelStats> by_name;
+    std::map<std::pair<std::string, int64_t>, KernelStats> by_name;
     for (const KernelRecord& k : run.kernels) {
-        KernelStats& s = by_name[k.name];
+        KernelStats& s = by_name[{k.name, k.context}];
         s.name = k.name;
+        s.context = k.context;
         s.count++;
         s.total_ms += k.ms();
         s.flops += k.flops;
@@ -35,8 +38,27 @@ std::vector<KernelStats> kernel_stats(const RunResult& run) {
     }
     std::vector<KernelStats> out;
     for (auto& [name, s] : by_name) out.push_back(s);
-    std::sort(out.begin(), out.end(), [](const KernelStats& a, const KernelStats& b) { return a.total_ms > b.total_ms; });
+    std::sort(out.begin(), out.end(), [](const KernelStats& a, const KernelStats& b) {
+        return a.context != b.context ? a.context < b.context : a.total_ms > b.total_ms;
+    });
     return out;
+}
+
+std::string context_label(double n) {
+    const long long c = static_cast<long long>(n);
+    if (c >= (1 << 20) && c % (1 << 20) == 0) return std::to_string(c >> 20) + "M";
+    if (c >= 1024 && c % 1024 == 0) return std::to_string(c >> 10) + "K";
+    return std::to_string(c);
+}
+
+double row_number(const nlohmann::json& row, const char* key) {
+    return row.contains(key) && row[key].is_number() ? row[key].get<double>() : NAN;
+}
+
+void number_cell(double v, const char* format) {
+    ImGui::TableNextColumn();
+    if (std::isfinite(v)) ImGui::Text(format, v);
+    else ImGui::TextDisabled("-");
 }
 
 ImU32 phase_colour(const std::string& phase) {
@@ -95,13 +117,15 @@ void ProfileView::kernel_table(const RunResult& run, float height) {
         }
         return;
     }
-    if (!ImGui::BeginTable("kernels", 10,
+    const bool by_context = std::any_of(stats.begin(), stats.end(), [](const KernelStats& s) { return s.context > 0; });
+    if (!ImGui::BeginTable("kernels", by_context ? 11 : 10,
                            ImGuiTableFlags_RowBg | ImGuiTableFlags_ScrollY | ImGuiTableFlags_BordersInnerV |
                                ImGuiTableFlags_Resizable,
                            ImVec2(0, height)))
         return;
     ImGui::TableSetupScrollFreeze(0, 1);
     ImGui::TableSetupColumn("kernel", ImGuiTableColumnFlags_WidthStretch);
+    if (by_context) ImGui::TableSetupColumn("context", ImGuiTableColumnFlags_WidthFixed, 60);
     for (const char* c : {"count", "total ms", "mean ms", "grid", "block", "regs", "smem", "GFLOP", "TFLOP/s"})
         ImGui::TableSetupColumn(c, ImGuiTableColumnFlags_WidthFixed, 70);
     ImGui::TableHeadersRow();
@@ -111,6 +135,10 @@ void ProfileView::kernel_table(const RunResult& run, float height) {
         ImGui::TableNextColumn();
         ImGui::TextUnformatted(s.name.c_str());
         if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s\nphase %s", s.name.c_str(), k.phase.c_str());
+        if (by_context) {
+            ImGui::TableNextColumn();
+            ImGui::TextUnformatted(context_label(static_cast<double>(s.context)).c_str());
+        }
         ImGui::TableNextColumn();
         ImGui::Text("%d", s.count);
         ImGui::TableNextColumn();
@@ -221,19 +249,56 @@ void ProfileView::dense_vs_sparse(const RunResult& run, float width, float heigh
     if (hit >= 0) ImGui::SetTooltip("%s: %.3f ms", style.labels[hit].c_str(), values[hit]);
 }
 
+void ProfileView::bench_rows(const sessions::BenchRun& bench, float width, float height) {
+    ImGui::BeginChild("bench_rows", ImVec2(width, height));
+    auto table = [](const char* id, const char* title, const nlohmann::json& rows, bool decode, float h) {
+        ImGui::TextUnformatted(title);
+        if (rows.empty()) {
+            ImGui::TextDisabled("none in this run");
+            return;
+        }
+        const char* heads[] = {"context", "dense ms", "SDPA ms", "MSA ms", "index ms", "main ms",
+                               decode ? "dense/MSA" : "Flex ms", "speedup", "TFLOP/s"};
+        if (!ImGui::BeginTable(id, 9, ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_ScrollY,
+                               ImVec2(0, h)))
+            return;
+        for (const char* c : heads) ImGui::TableSetupColumn(c);
+        ImGui::TableHeadersRow();
+        for (const nlohmann::json& r : rows) {
+            ImGui::TableNextRow();
+            ImGui::TableNextColumn();
+            ImGui::TextUnformatted(context_label(row_number(r, "context")).c_str());
+            const char* f = decode ? "%.4f" : "%.2f";
+            number_cell(row_number(r, "dense_ms"), f);
+            number_cell(row_number(r, "sdpa_ms"), f);
+            number_cell(row_number(r, "sparse_ms"), f);
+            number_cell(row_number(r, "index_ms"), f);
+            number_cell(row_number(r, "main_ms"), f);
+            if (decode) number_cell(row_number(r, "speedup_vs_ours_dense"), "%.2fx");
+            else number_cell(row_number(r, "flex_ms"), f);
+            number_cell(row_number(r, "speedup"), "%.2fx");
+            number_cell(row_number(r, "sparse_tflops"), "%.1f");
+        }
+        ImGui::EndTable();
+    };
+    const float line = ImGui::GetTextLineHeightWithSpacing();
+    const float rows_h = (height - 4 * line) / 2;
+    table("prefill", "prefill, one layer (speedup = SDPA / MSA sparse; MSA = index + top-k + main)", bench.rows, false,
+          rows_h);
+    table("decode", "decode, one query at the end of the context", bench.decode_rows, true, rows_h);
+    ImGui::EndChild();
+}
+
 void ProfileView::flops_curve(App& app, float width, float height) {
     const RunResult& run = *app.doc().run;
-    AttentionFlopsShape mine;
-    mine.name = "this model";
-    mine.n_heads = std::max(1, run.model_config.n_heads);
-    mine.n_kv_heads = std::max(1, run.model_config.n_kv_heads);
-    mine.head_dim = std::max(1, run.model_config.head_dim);
-    mine.index_heads = mine.n_kv_heads;  // training-free: one index head per group
-    mine.index_dim = mine.head_dim;
+    const sessions::BenchRun& bench = app.doc().bench;
+    // A bench's shape from its config; a model run's: training-free, one index head per group.
+    const AttentionFlopsShape mine = sessions::bench_shape(bench.config, run.model_config);
     AttentionFlopsShape m3 = msa_m3_shape();
     ChartLine model_line, m3_line, measured, timed;
     model_line.colour = IM_COL32(255, 140, 0, 255);
-    model_line.name = "model: " + (run.model_config.arch.empty() ? std::string("run") : run.model_config.arch);
+    model_line.name = bench.empty() ? "model: " + (run.model_config.arch.empty() ? std::string("run") : run.model_config.arch)
+                                    : run.model_config.arch + " shape";
     m3_line.colour = IM_COL32(120, 160, 230, 255);
     m3_line.name = "MiniMax-M3 shape";
     for (double n = 1024; n <= 1048576 * 1.001; n *= std::sqrt(2.0)) {
@@ -250,16 +315,45 @@ void ProfileView::flops_curve(App& app, float width, float height) {
         measured.x.push_back(static_cast<double>(run.tokens.size()));
         measured.y.push_back(ratio);
     }
-    std::vector<ChartLine> lines = {m3_line, model_line, measured};
+    const bool same_as_m3 = mine.n_heads == m3.n_heads && mine.n_kv_heads == m3.n_kv_heads &&
+                            mine.head_dim == m3.head_dim && mine.index_heads == m3.index_heads &&
+                            mine.index_dim == m3.index_dim;
+    std::vector<ChartLine> lines;
+    if (!same_as_m3 || bench.empty()) lines.push_back(m3_line);
+    lines.push_back(model_line);
     double dense, sparse, index;
     split_time(run, dense, sparse, index);
-    if (!run.kernels.empty() && sparse + index > 0) {
+    if (!bench.empty()) {
+        // Each context's analytic ratio on the curve, and what the GPU measured beside it.
+        measured.name = "analytic, per context";
+        ChartLine vs_sdpa, vs_ours;
+        vs_sdpa.points = vs_ours.points = true;
+        vs_sdpa.colour = IM_COL32(120, 230, 140, 255);
+        vs_sdpa.name = "measured: SDPA / MSA time";
+        vs_ours.colour = IM_COL32(230, 120, 200, 255);
+        vs_ours.name = "measured: our dense / MSA time";
+        for (const nlohmann::json& r : bench.rows) {
+            const double n = row_number(r, "context"), sparse_ms = row_number(r, "sparse_ms");
+            if (!(n > 0)) continue;
+            if (row_number(r, "flops_ratio") > 0) measured.x.push_back(n), measured.y.push_back(row_number(r, "flops_ratio"));
+            if (row_number(r, "sdpa_ms") > 0 && sparse_ms > 0)
+                vs_sdpa.x.push_back(n), vs_sdpa.y.push_back(row_number(r, "sdpa_ms") / sparse_ms);
+            if (row_number(r, "dense_ms") > 0 && sparse_ms > 0)
+                vs_ours.x.push_back(n), vs_ours.y.push_back(row_number(r, "dense_ms") / sparse_ms);
+        }
+        lines.push_back(measured);
+        if (!vs_sdpa.x.empty()) lines.push_back(vs_sdpa);
+        if (!vs_ours.x.empty()) lines.push_back(vs_ours);
+    } else if (!run.kernels.empty() && sparse + index > 0) {
+        lines.push_back(measured);
         timed.points = true;
         timed.colour = IM_COL32(120, 230, 140, 255);
         timed.name = "measured time ratio";
         timed.x.push_back(static_cast<double>(run.tokens.size()));
         timed.y.push_back(dense / (sparse + index));
         lines.push_back(timed);
+    } else {
+        lines.push_back(measured);
     }
     char title[160];
     std::snprintf(title, sizeof title, "dense / MSA attention FLOPs per token vs context (k=%d, B=%d); M3 at 1M: %.1fx",
@@ -275,8 +369,18 @@ void ProfileView::draw(App& app, const viz::Rect& r) {
         return;
     }
     const RunResult& run = *app.doc().run;
-    ImGui::Text("%s on %s  |  %zu tokens  |  %zu kernel launches", run.backend.c_str(),
-                run.device.empty() ? "?" : run.device.c_str(), run.tokens.size(), run.kernels.size());
+    const sessions::BenchRun& bench = app.doc().bench;
+    if (bench.empty()) {
+        ImGui::Text("%s on %s  |  %zu tokens  |  %zu kernel launches", run.backend.c_str(),
+                    run.device.empty() ? "?" : run.device.c_str(), run.tokens.size(), run.kernels.size());
+    } else {
+        std::string contexts;
+        for (const nlohmann::json& r : bench.rows) contexts += (contexts.empty() ? "" : ", ") + context_label(row_number(r, "context"));
+        ImGui::Text("bench on %s  |  %s (Hq %d, Hkv %d, d %d, index %dx%d), k=%d B=%d  |  contexts %s  |  %zu kernel launches",
+                    run.device.empty() ? "?" : run.device.c_str(), bench.shape.name.c_str(), bench.shape.n_heads,
+                    bench.shape.n_kv_heads, bench.shape.head_dim, bench.shape.index_heads, bench.shape.index_dim,
+                    run.config.k, run.config.block, contexts.c_str(), run.kernels.size());
+    }
     ImGui::SameLine(0, 20);
     if (ImGui::SmallButton("Export Perfetto JSON")) {
         std::string path = "msascope-trace.json";
@@ -285,7 +389,9 @@ void ProfileView::draw(App& app, const viz::Rect& r) {
         app.set_status(out ? "wrote " + path + " (open in ui.perfetto.dev)" : "cannot write " + path);
     }
     if (!app.doc().session_path.empty()) {
-        for (const char* table : {"kernels", "layers", "timings"}) {
+        const std::vector<const char*> tables = bench.empty() ? std::vector<const char*>{"kernels", "layers", "timings"}
+                                                              : std::vector<const char*>{"kernels", "sweep_rows"};
+        for (const char* table : tables) {
             ImGui::SameLine();
             std::string label = std::string("CSV: ") + table;
             if (ImGui::SmallButton(label.c_str())) {
@@ -305,7 +411,8 @@ void ProfileView::draw(App& app, const viz::Rect& r) {
     kernel_table(run, avail.y * 0.30f);
     timeline(run, avail.y * 0.22f);
     float half = (avail.x - 8) / 2, chart_h = ImGui::GetContentRegionAvail().y - 4;
-    dense_vs_sparse(run, half, chart_h);
+    if (bench.empty()) dense_vs_sparse(run, half, chart_h);
+    else bench_rows(bench, half, chart_h);
     ImGui::SameLine(0, 8);
     flops_curve(app, half, chart_h);
     ImGui::End();

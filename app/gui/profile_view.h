@@ -1,8 +1,11 @@
 #pragma once
 // What the run cost: kernel statistics (CUPTI records), a timeline, dense vs
 // sparse time, and the analytic FLOPs model over context with this run's
-// measured points. CPU runs have no kernels: the stage timings stand in.
+// measured points. CPU runs have no kernels: the stage timings stand in. A
+// bench run shows its kernels per context, its rows, and its measured time
+// ratios beside the analytic curve.
 #include "core/run_result.h"
+#include "sessions/bench_run.h"
 #include "viz/layout.h"
 
 namespace msa::gui {
@@ -17,6 +20,7 @@ private:
     void kernel_table(const RunResult& run, float height);
     void timeline(const RunResult& run, float height);
     void dense_vs_sparse(const RunResult& run, float width, float height);
+    void bench_rows(const sessions::BenchRun& bench, float width, float height);  // a bench run's tables
     void flops_curve(App& app, float width, float height);
 };
 

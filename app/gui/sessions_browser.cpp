@@ -91,7 +91,8 @@ void SessionsBrowser::draw(App& app, const viz::Rect& r) {
                                   s.kind.c_str(), s.status.c_str(), s.model_path.c_str(), s.backend.c_str(), s.device.c_str(),
                                   s.n_layers_stored, s.n_captures, static_cast<long long>(s.n_kernels));
             ImGui::TableNextColumn();
-            ImGui::Text("%d", s.n_tokens);
+            if (s.n_tokens > 0) ImGui::Text("%d", s.n_tokens);
+            else ImGui::TextDisabled("-");  // a bench: its contexts are in the label
             ImGui::TableNextColumn();
             if (std::isfinite(s.recall_mean)) ImGui::Text("%.3f", s.recall_mean);
             else ImGui::TextDisabled("-");
@@ -101,7 +102,9 @@ void SessionsBrowser::draw(App& app, const viz::Rect& r) {
                 app.load("Opening " + file + ":" + std::to_string(id),
                          [file, id](Job&) { return load_session_document(file, id); });
             if (ImGui::IsItemHovered())
-                ImGui::SetTooltip(viz::is_study_kind(s.kind) ? "open this run (its charts: the Sweep page)" : "open this run");
+                ImGui::SetTooltip(viz::is_study_kind(s.kind) ? "open this run (its charts: the Sweep page)"
+                                  : s.kind == "bench"        ? "open this run (kernels and times: the Profile page)"
+                                                             : "open this run");
             ImGui::SameLine();
             if (ImGui::SmallButton("B")) {
                 app.load("Opening " + file + ":" + std::to_string(id),

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <stb_image.h>
 
+#include "sessions/bench_run.h"
 #include "sessions/session.h"
 #include "tests/support/cli_session.h"
 #include "viz/colormap.h"
@@ -275,6 +276,28 @@ TEST_F(GuiScreenshots, SweepViewChartsEveryScorer) {
     // --view sweep picks the page explicitly too.
     ASSERT_EQ(run_app("--session " + (*dir_ / "sweep.db").string() + " --run 1 --view sweep", "study_view"), 0);
     EXPECT_EQ(info("study_view")["page"], "sweep");
+}
+
+// A real H100 bench (the committed JSON with CUPTI records) imported into a
+// session: opening it shows the Profile page, with the measured time ratios
+// drawn as points beside the FLOPs curve.
+TEST_F(GuiScreenshots, BenchRunOpensOnTheProfilePageWithMeasuredPoints) {
+    const std::string session = (*dir_ / "bench.db").string();
+    {
+        std::ifstream in(std::string(MSASCOPE_SOURCE_DIR) + "/tests/bench/results/h100_msa_m3_s2.json");
+        msa::sessions::Writer writer(session);
+        msa::sessions::write_bench_run(writer, nlohmann::json::parse(in));
+    }
+    ASSERT_EQ(run_app("--session " + session, "bench"), 0);
+    EXPECT_EQ(info("bench")["page"], "profile");
+    Png png = shot("bench");
+    EXPECT_GT(luminance_variance(png), 200.0) << "looks blank";
+    // The FLOPs chart is the lower right quarter: the legend swatches (10x10)
+    // and three points of each measured ratio (SDPA / MSA green, our dense / MSA pink).
+    const int x0 = png.w / 2, y0 = png.h / 2;
+    EXPECT_GT(count_colour(png, {120, 230, 140, 255}, x0, y0, png.w, png.h), 130u) << "SDPA / MSA points";
+    EXPECT_GT(count_colour(png, {230, 120, 200, 255}, x0, y0, png.w, png.h), 130u) << "our dense / MSA points";
+    EXPECT_GT(count_colour(png, {255, 140, 0, 255}, x0, y0, png.w, png.h), 300u) << "the analytic curve";
 }
 
 }  // namespace
