@@ -422,6 +422,23 @@ __global__ void attn_combine_kernel(const float* part_o, const float* part_ml, b
 
 namespace msa::kern {
 
+// The fields every attention launcher copies from its op (dense, sparse) into
+// its kernel's parameters (AttnParams, BlockMajorParams).
+template <class Op, class Params>
+void copy_attention_shape(const Op& op, Params& p) {
+    p.q = op.q;
+    p.k = op.k;
+    p.v = op.v;
+    p.out = op.out;
+    p.n_q = op.n_q;
+    p.q_offset = op.q_offset;
+    p.n_kv = op.n_kv;
+    p.n_heads = op.n_heads;
+    p.n_kv_heads = op.n_kv_heads;
+    p.group = op.n_heads / op.n_kv_heads;
+    p.scale_log2 = op.scale * 1.4426950408889634f;  // softmax in exp2: scale * log2(e)
+}
+
 // Launches attn_fwd_kernel<D, WARPS, KN, MT> over (row tiles, groups, splits) and,
 // with splits, the combine. part buffers must hold n_splits * n_q * Hq * (D + 2) floats.
 template <int D, int WARPS, int KN, int MT = 1>

@@ -335,7 +335,7 @@ void check_selection(const int32_t* sel, size_t count, int nb) {
 }
 }  // namespace
 
-void sparse_attention(const QKV& qkv, const Selection& selection, int block, float* out) {
+void sparse_attention(const QKV& qkv, const Selection& selection, int block, float* out, SparseOrder order) {
     check_qkv(qkv);
     const AttentionShape& s = qkv.shape;
     if (block <= 0) throw InputError("cuda sparse attention: block must be positive");
@@ -365,6 +365,7 @@ void sparse_attention(const QKV& qkv, const Selection& selection, int block, flo
     op.n_kv_heads = s.n_kv_heads;
     op.head_dim = s.head_dim;
     op.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
+    op.order = order;
     run_sparse(op, nullptr, nullptr);
     std::vector<bf16> host(nq);
     o.finish(host.data(), "attention");
@@ -584,6 +585,41 @@ struct AttentionBench::State {
         std::sort(ms.begin(), ms.end());
         return ms[ms.size() / 2];
     }
+    // launch(stream) captured once into a CUDA graph, then `inner` back-to-back
+    // replays per timed sample: how a serving engine runs a decode step, with
+    // no host launch gaps between its kernels. The warm-up runs eagerly first,
+    // so one-time setup (shared-memory attributes, occupancy queries) stays out
+    // of the capture.
+    template <class F>
+    double time_graph(int reps, int inner, F&& launch) {
+        cudaStream_t st = nullptr;
+        MSA_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+        launch(st);
+        MSA_CUDA_CHECK(cudaStreamSynchronize(st));
+        cudaGraph_t graph = nullptr;
+        cudaGraphExec_t exec = nullptr;
+        MSA_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+        launch(st);
+        MSA_CUDA_CHECK(cudaStreamEndCapture(st, &graph));
+        MSA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+        MSA_CUDA_CHECK(cudaGraphLaunch(exec, st));
+        MSA_CUDA_CHECK(cudaStreamSynchronize(st));
+        std::vector<float> ms;
+        for (int i = 0; i < std::max(1, reps); ++i) {
+            MSA_CUDA_CHECK(cudaEventRecord(e0, st));
+            for (int j = 0; j < inner; ++j) MSA_CUDA_CHECK(cudaGraphLaunch(exec, st));
+            MSA_CUDA_CHECK(cudaEventRecord(e1, st));
+            MSA_CUDA_CHECK(cudaEventSynchronize(e1));
+            float t = 0;
+            MSA_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+            ms.push_back(t / static_cast<float>(inner));
+        }
+        MSA_CUDA_CHECK(cudaGraphExecDestroy(exec));
+        MSA_CUDA_CHECK(cudaGraphDestroy(graph));
+        MSA_CUDA_CHECK(cudaStreamDestroy(st));
+        std::sort(ms.begin(), ms.end());
+        return ms[ms.size() / 2];
+    }
 };
 
 AttentionBench::AttentionBench(const BenchShape& shape, uint64_t seed) : s_(std::make_unique<State>()) {
@@ -662,6 +698,25 @@ double AttentionBench::time_index_decode(int reps) {
 double AttentionBench::time_sparse_decode(int reps) {
     auto op = with_scratch(s_->sparse_op(true), s_->sparse_scratch);
     return s_->time(reps, [&] { kern::sparse_attention_launch(op, nullptr); });
+}
+
+double AttentionBench::time_index_decode_scores(int reps) {
+    auto op = with_scratch(s_->index_op(true), s_->index_scratch);
+    op.sel = nullptr;  // scores only: the top-k pass left out
+    return s_->time(reps, [&] { kern::index_topk_launch(op, nullptr); });
+}
+double AttentionBench::time_decode_step(int reps, bool sparse) {
+    constexpr int kInner = 10;
+    if (!sparse) {
+        auto op = with_scratch(s_->dense_op(true), s_->dense_scratch);
+        return s_->time_graph(reps, kInner, [&](cudaStream_t st) { kern::dense_attention_launch(op, st); });
+    }
+    auto iop = with_scratch(s_->index_op(true), s_->index_scratch);
+    auto sop = with_scratch(s_->sparse_op(true), s_->sparse_scratch);
+    return s_->time_graph(reps, kInner, [&](cudaStream_t st) {
+        kern::index_topk_launch(iop, st);
+        kern::sparse_attention_launch(sop, st);
+    });
 }
 
 std::vector<KernelRecord> AttentionBench::profile(bool prefer_cupti, std::string* warning) {

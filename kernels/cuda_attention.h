@@ -14,6 +14,7 @@
 
 #include "core/msa.h"
 #include "core/run_result.h"
+#include "kernels/sparse_order.h"
 
 namespace msa::cuda {
 
@@ -62,7 +63,8 @@ void dense_attention(const QKV& qkv, float* out);
 // Index scoring + pooling + top-k for every token. scores_out (optional) gets
 // the block scores [N, G, nb]. Selection slots = max(k, forced) as on the CPU.
 Selection select_blocks(const IndexInputs& index, const MsaConfig& config, BlockScores* scores_out = nullptr);
-void sparse_attention(const QKV& qkv, const Selection& selection, int block, float* out);
+void sparse_attention(const QKV& qkv, const Selection& selection, int block, float* out,
+                      SparseOrder order = SparseOrder::automatic);
 
 // Decode: one query at position n_kv - 1 against a cache of n_kv keys.
 // q: [Hq, d]; cache.k / cache.v: [n_kv, Hkv, d] (cache.q unused); out: [Hq, d].
@@ -98,6 +100,10 @@ public:
     double time_dense_decode(int reps);
     double time_index_decode(int reps);
     double time_sparse_decode(int reps);
+    double time_index_decode_scores(int reps);  // decode index scoring alone (no top-k)
+    // One whole decode step (sparse: index + top-k + main; else dense) as a
+    // CUDA graph, the time per replay.
+    double time_decode_step(int reps, bool sparse);
     // One index + sparse + dense pass under the kernel collector; analytic cost attached.
     std::vector<KernelRecord> profile(bool prefer_cupti, std::string* warning);
     // Raw int32 [N, G, slots] of the current selection, for the peers' block mask.

@@ -74,17 +74,7 @@ void dense_attention_launch(const DenseAttentionOp& op, cudaStream_t stream) {
     check(op);
     if (op.n_q <= 0 || op.n_kv <= 0) return;
     AttnParams p;
-    p.q = op.q;
-    p.k = op.k;
-    p.v = op.v;
-    p.out = op.out;
-    p.n_q = op.n_q;
-    p.q_offset = op.q_offset;
-    p.n_kv = op.n_kv;
-    p.n_heads = op.n_heads;
-    p.n_kv_heads = op.n_kv_heads;
-    p.group = op.n_heads / op.n_kv_heads;
-    p.scale_log2 = op.scale * 1.4426950408889634f;
+    copy_attention_shape(op, p);
     p.n_splits = choose_splits(op);
     if (p.n_splits > 1) {
         size_t need = dense_attention_scratch_bytes(op);

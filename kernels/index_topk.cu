@@ -9,6 +9,7 @@
 
 #include "core/errors.h"
 #include "kernels/cuda_check.h"
+#include "kernels/index_decode.cuh"
 #include "kernels/index_topk.cuh"
 
 namespace msa::kern {
@@ -505,6 +506,15 @@ constexpr int kKN = 64;
 int n_blocks_of(const IndexTopkOp& op) { return (op.n_kv + op.block - 1) / op.block; }
 // One query (decode) or a handful: split the key blocks over CTAs instead of rows.
 bool use_decode_path(const IndexTopkOp& op) { return op.n_q * (op.n_groups / op.n_key_heads) <= 16; }
+// MSA_INDEX_DECODE=tile: decode on the prefill tile split over key blocks (the
+// path before index_decode.cu; kept to measure against).
+bool decode_on_prefill_tile() {
+    static const bool v = [] {
+        const char* e = std::getenv("MSA_INDEX_DECODE");
+        return e && std::string(e) == "tile";
+    }();
+    return v;
+}
 bool needs_score_buffer(const IndexTopkOp& op) {
     return op.pool == IndexPool::quest || op.pool == IndexPool::random || use_decode_path(op);
 }
@@ -537,36 +547,41 @@ bool wgmma_available() {
 }
 
 // Tile variants (warps x m16 tiles per warp, key chunk, cp.async stages).
-// Default: wgmma (one warpgroup, m64n64, 3 stages, registers capped for 4
-// CTAs per SM) where available, else 4
+// Default: wgmma (two warpgroups, m64n64 each, 3 stages, registers capped for
+// 2 CTAs per SM) where available, else 4
 // warps x 1 mma.sync tile, 64-key chunks, 3 stages. Measured on the H100 at
 // 128K (NOTES_cuda.md): for mma.sync, 2 m-tiles per warp, which halves the
 // shared-memory reads per MMA, gains nothing (43.4 vs 43.6 ms), 2 or 4 stages
 // lose (48.2, 50.0 ms), 8 warps or 128-key chunks gain 3-4%: the pooling and
 // top-k bookkeeping on the ALU pipe, not the MMAs, bound it (ncu: ALU the
-// busiest pipe, 54% issue-slot use). MSA_INDEX_TILE=wg4stage | mma | mt2 | kn128 | w8
+// busiest pipe, 54% issue-slot use). MSA_INDEX_TILE=wg4 | wg4stage | mma | mt2 | kn128 | w8
 // selects the alternatives. wgmma at 128K: 40.5 ms vs 41.2 (mma.sync), at 1M
 // 2.16 s vs 2.56 s; two warpgroups sharing each key chunk (8 warps) lost (52.0
 // ms: one CTA per SM at 155 registers). ncu on the wgmma kernel: ALU still the
 // busiest pipe (46%), stalls mostly fixed-latency waits and the per-chunk
 // barrier, 19% achieved occupancy; capping registers at 128 for 4 CTAs per SM
 // (3 stages; `wg4stage` is the uncapped 4-stage one) gained 2-3%: 128K 39.8
-// vs 40.7 ms, 1M 2.05 vs 2.12 s. Decode always takes mma.sync: its few rows would
-// leave larger tiles empty.
-enum class IndexTile { wgmma, wgmma_4stage, w4k64, mt2, kn128, w8 };
+// vs 40.7 ms, 1M 2.05 vs 2.12 s. Default since session 3 (H200): two warpgroups
+// (128 rows) sharing each staged chunk with registers capped for 2 CTAs per SM
+// (the earlier 8-warp try ran uncapped at 155 registers, one CTA per SM): 128K
+// 40.6 -> 34.0 ms, 32K 3.09 -> 2.58 ms; half the key bytes staged per score.
+// `wg4` selects the one-warpgroup kernel. Decode has its own kernel
+// (index_decode.cu).
+enum class IndexTile { wgmma, wgmma_4stage, wgmma_2wg, w4k64, mt2, kn128, w8 };
 IndexTile index_tile(bool decode) {
     static const IndexTile forced = [] {
         const char* e = std::getenv("MSA_INDEX_TILE");
         const std::string v = e ? e : "";
         if (v == "mma") return IndexTile::w4k64;
         if (v == "wg4stage") return IndexTile::wgmma_4stage;
+        if (v == "wg4") return IndexTile::wgmma;
         if (v == "mt2") return IndexTile::mt2;
         if (v == "kn128") return IndexTile::kn128;
         if (v == "w8") return IndexTile::w8;
-        return IndexTile::wgmma;
+        return IndexTile::wgmma_2wg;
     }();
     if (decode) return IndexTile::w4k64;
-    const bool wgmma = forced == IndexTile::wgmma || forced == IndexTile::wgmma_4stage;
+    const bool wgmma = forced == IndexTile::wgmma || forced == IndexTile::wgmma_4stage || forced == IndexTile::wgmma_2wg;
     return wgmma && !wgmma_available() ? IndexTile::w4k64 : forced;
 }
 
@@ -576,6 +591,8 @@ void dispatch_fused(const IndexParams& p, int rows, int n_key_heads, int n_split
     switch (index_tile(decode)) {
         case IndexTile::wgmma:  // 4 CTAs per SM: 128 registers (a few spilled), 3 stages
             return launch_fused_tile<D, 4, kKN, 1, 3, true, 4>(p, rows, n_key_heads, n_splits, stream);
+        case IndexTile::wgmma_2wg:  // two warpgroups (128 rows) share each staged chunk, 2 CTAs per SM
+            return launch_fused_tile<D, 8, kKN, 1, 3, true, 2>(p, rows, n_key_heads, n_splits, stream);
         case IndexTile::wgmma_4stage:
             return launch_fused_tile<D, 4, kKN, 1, 4, true>(p, rows, n_key_heads, n_splits, stream);
         case IndexTile::mt2: return launch_fused_tile<D, 4, kKN, 2, 3>(p, rows, n_key_heads, n_splits, stream);
@@ -638,17 +655,21 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
     }
     if (op.pool == IndexPool::max || op.pool == IndexPool::mean) {
         bool decode = use_decode_path(op);
-        int splits = 1;
-        if (decode) {
-            // ~4 CTAs per SM over the key blocks: decode scoring streams k_idx once and
-            // wants many loads in flight.
-            splits = std::max(1, std::min(nb, 4 * sm_count() / op.n_key_heads));
+        if (decode && !decode_on_prefill_tile()) {
+            index_decode_scores_launch(op, scores, stream);
+        } else {
+            int splits = 1;
+            if (decode) {
+                // ~4 CTAs per SM over the key blocks: decode scoring streams k_idx once and
+                // wants many loads in flight.
+                splits = std::max(1, std::min(nb, 4 * sm_count() / op.n_key_heads));
+            }
+            int32_t* sel = decode ? nullptr : op.sel;
+            if (op.dim == 128)
+                launch_fused<128>(op, scores, sel, splits, decode, stream);
+            else
+                launch_fused<64>(op, scores, sel, splits, decode, stream);
         }
-        int32_t* sel = decode ? nullptr : op.sel;
-        if (op.dim == 128)
-            launch_fused<128>(op, scores, sel, splits, decode, stream);
-        else
-            launch_fused<64>(op, scores, sel, splits, decode, stream);
         if (!decode || !op.sel) return;
     } else {
         float* kmin = nullptr;

@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "kernels/attention_tile.cuh"
 #include "kernels/sparse_attention.cuh"
+#include "kernels/sparse_block_major.cuh"
 
 namespace msa::kern {
 
@@ -35,6 +36,110 @@ bool is_decode(const SparseAttentionOp& op) {
 }
 int choose_splits(const SparseAttentionOp& op) { return is_decode(op) ? std::max(1, op.slots) : 1; }
 
+// ---- block-major ------------------------------------------------------------
+// Partials of one window of tokens at most this large: 2 GiB is 8K tokens of
+// MiniMax-M3 (4 groups x 16 slots x 16 heads x 128 x bf16 per token).
+constexpr size_t kPartialBudget = size_t(2) << 30;
+
+bool block_major_fits(const SparseAttentionOp& op) {
+    const int r = op.n_heads / op.n_kv_heads;
+    return r <= 16 && op.block <= 128;
+}
+bool use_block_major(const SparseAttentionOp& op) {
+    if (op.order == SparseOrder::block_major) {
+        if (!block_major_fits(op))
+            throw InputError("cuda sparse attention: block-major needs r <= 16 and block <= 128");
+        return true;
+    }
+    if (op.order == SparseOrder::token_major || !block_major_fits(op)) return false;
+    // MSA_SPARSE_ORDER=token|block overrides the automatic choice (to measure both).
+    static const int forced = [] {
+        const char* e = std::getenv("MSA_SPARSE_ORDER");
+        if (e && std::strcmp(e, "token") == 0) return 1;
+        if (e && std::strcmp(e, "block") == 0) return 2;
+        return 0;
+    }();
+    if (forced) return forced == 2;
+    return op.n_heads / op.n_kv_heads >= 8 && op.n_q >= 4096;
+}
+
+struct BlockMajorLayout {
+    int window = 0;
+    size_t count = 0, offset = 0, cursor = 0, chunk_off = 0, list = 0, part_o = 0, part_ml = 0, total = 0;
+};
+BlockMajorLayout block_major_layout(const SparseAttentionOp& op) {
+    const size_t G = op.n_kv_heads, r = op.n_heads / op.n_kv_heads, S = op.slots;
+    const size_t nb = (static_cast<size_t>(op.n_kv) + op.block - 1) / op.block;
+    const size_t per_token = G * S * (r * op.head_dim * 2 + r * 8 + 4);
+    BlockMajorLayout L;
+    L.window = static_cast<int>(std::min<size_t>(op.n_q, std::max<size_t>(1, kPartialBudget / per_token)));
+    auto take = [&](size_t bytes) {
+        size_t at = L.total;
+        L.total += (bytes + 255) / 256 * 256;
+        return at;
+    };
+    L.count = take(G * nb * 4);
+    L.offset = take(G * nb * 4);
+    L.cursor = take(G * nb * 4);
+    L.chunk_off = take((G * nb + 1) * 4);
+    L.list = take(static_cast<size_t>(L.window) * G * S * 4);
+    L.part_o = take(static_cast<size_t>(L.window) * G * S * r * op.head_dim * 2);
+    L.part_ml = take(static_cast<size_t>(L.window) * G * S * r * 8);
+    return L;
+}
+
+template <int D, int KB>
+void launch_block_major(const SparseAttentionOp& op, cudaStream_t stream) {
+    const BlockMajorLayout L = block_major_layout(op);
+    if (op.scratch_bytes < L.total) throw InputError("cuda sparse attention: block-major scratch too small");
+    char* base = static_cast<char*>(op.scratch);
+    BlockMajorParams p;
+    copy_attention_shape(op, p);
+    p.sel = op.sel;
+    p.slots = op.slots;
+    p.block = op.block;
+    p.nb = (op.n_kv + op.block - 1) / op.block;
+    p.count = reinterpret_cast<int*>(base + L.count);
+    p.offset = reinterpret_cast<int*>(base + L.offset);
+    p.cursor = reinterpret_cast<int*>(base + L.cursor);
+    p.chunk_off = reinterpret_cast<int*>(base + L.chunk_off);
+    p.list = reinterpret_cast<int*>(base + L.list);
+    p.part_o = reinterpret_cast<bf16*>(base + L.part_o);
+    p.part_ml = reinterpret_cast<float2*>(base + L.part_ml);
+    const int n_lists = op.n_kv_heads * p.nb;
+    constexpr auto attend = block_major_attend_kernel<D, KB>;
+    const size_t smem = 2 * static_cast<size_t>(KB) * D * sizeof(bf16);
+    ensure_dynamic_smem<attend>(smem);
+    for (int w0 = 0; w0 < op.n_q; w0 += L.window) {
+        p.w0 = w0;
+        p.nw = std::min(L.window, op.n_q - w0);
+        const long entries = static_cast<long>(p.nw) * op.n_kv_heads * op.slots;
+        const unsigned index_grid = static_cast<unsigned>((entries + 255) / 256);
+        MSA_CUDA_CHECK(cudaMemsetAsync(p.count, 0, static_cast<size_t>(n_lists) * 4, stream));
+        block_major_index_kernel<false><<<index_grid, 256, 0, stream>>>(p);
+        MSA_CUDA_CHECK(cudaGetLastError());
+        block_major_plan_kernel<8><<<1, 1024, 0, stream>>>(p);
+        MSA_CUDA_CHECK(cudaGetLastError());
+        block_major_index_kernel<true><<<index_grid, 256, 0, stream>>>(p);
+        MSA_CUDA_CHECK(cudaGetLastError());
+        // sum over lists of ceil(count / chunk) <= entries / chunk + lists; spare CTAs return at once.
+        const long max_chunks = entries / kEntriesPerChunk + n_lists + 1;
+        attend<<<static_cast<unsigned>(max_chunks), kBlockMajorThreads, smem, stream>>>(p);
+        MSA_CUDA_CHECK(cudaGetLastError());
+        const long merge_threads = static_cast<long>(p.nw) * op.n_heads * (D / 8);
+        block_major_merge_kernel<D><<<static_cast<unsigned>((merge_threads + 255) / 256), 256, 0, stream>>>(p);
+        MSA_CUDA_CHECK(cudaGetLastError());
+    }
+}
+
+template <int D>
+void dispatch_block_major(const SparseAttentionOp& op, cudaStream_t stream) {
+    if (op.block <= 64)
+        launch_block_major<D, 64>(op, stream);
+    else
+        launch_block_major<D, 128>(op, stream);
+}
+
 void check(const SparseAttentionOp& op) {
     if (op.head_dim != 64 && op.head_dim != 128)
         throw InputError("cuda sparse attention: head_dim " + std::to_string(op.head_dim) + " not supported (64 or 128)");
@@ -58,6 +163,7 @@ void dispatch(Tile t, AttnParams p, cudaStream_t stream) {
 
 size_t sparse_attention_scratch_bytes(const SparseAttentionOp& op) {
     check(op);
+    if (op.n_q > 0 && use_block_major(op)) return block_major_layout(op).total;
     int splits = choose_splits(op);
     if (splits <= 1) return 0;
     return static_cast<size_t>(splits) * op.n_q * op.n_heads * (op.head_dim + 2) * sizeof(float);
@@ -66,21 +172,18 @@ size_t sparse_attention_scratch_bytes(const SparseAttentionOp& op) {
 void sparse_attention_launch(const SparseAttentionOp& op, cudaStream_t stream) {
     check(op);
     if (op.n_q <= 0 || op.n_kv <= 0) return;
+    if (use_block_major(op)) {
+        if (op.head_dim == 128)
+            dispatch_block_major<128>(op, stream);
+        else
+            dispatch_block_major<64>(op, stream);
+        return;
+    }
     const int r = op.n_heads / op.n_kv_heads;
     Tile t = tile_choice();
     if (max_tokens(tile_rows(t), r) > 32) t = Tile::w1k64;  // one lane per token in the union merge
     AttnParams p;
-    p.q = op.q;
-    p.k = op.k;
-    p.v = op.v;
-    p.out = op.out;
-    p.n_q = op.n_q;
-    p.q_offset = op.q_offset;
-    p.n_kv = op.n_kv;
-    p.n_heads = op.n_heads;
-    p.n_kv_heads = op.n_kv_heads;
-    p.group = r;
-    p.scale_log2 = op.scale * 1.4426950408889634f;
+    copy_attention_shape(op, p);
     p.sel = op.sel;
     p.slots = op.slots;
     p.block = op.block;

@@ -19,6 +19,13 @@
 // K/V at r = 16); at r < 16 a CTA takes several tokens and visits the union of
 // their selections, masking per row.
 //
+// That bound is what the measurements hit (NOTES_cuda.md: ~7 TB/s of L2
+// traffic on random selections, 36% of the dense kernel's TFLOP/s), so long
+// prefills with r >= 8 now take the block-major path (sparse_block_major.cuh),
+// which pays the inversion, partials and merge the points above name in
+// exchange for moving ~5x fewer bytes; token-major stays for decode, short
+// prefills and small groups.
+//
 // Decode (one query per sequence): the same tile with split-K over the
 // selected blocks, one block per CTA, then a merge of the partial softmaxes.
 #include <cuda_runtime.h>
@@ -27,8 +34,11 @@
 #include <cstdint>
 
 #include "kernels/mma_utils.cuh"
+#include "kernels/sparse_order.h"
 
 namespace msa::kern {
+
+using SparseOrder = msa::SparseOrder;
 
 struct SparseAttentionOp {
     const bf16* q = nullptr;  // [n_q, Hq, d]
@@ -45,7 +55,8 @@ struct SparseAttentionOp {
     int n_kv_heads = 0;
     int head_dim = 0;         // 64 or 128
     float scale = 0;
-    void* scratch = nullptr;  // split-K partials for decode; see sparse_attention_scratch_bytes
+    SparseOrder order = SparseOrder::automatic;
+    void* scratch = nullptr;  // split-K / block-major partials; see sparse_attention_scratch_bytes
     size_t scratch_bytes = 0;
 };
 

@@ -18,21 +18,48 @@ import json
 import sys
 
 
-def median_ms(fn, reps):
+def _median_event_ms(run, reps, per_run=1):
+    """Median over reps of the event-timed run(), divided by per_run."""
     import torch
-    fn()
-    torch.cuda.synchronize()
     times = []
     for _ in range(max(1, reps)):
         a = torch.cuda.Event(enable_timing=True)
         b = torch.cuda.Event(enable_timing=True)
         a.record()
-        fn()
+        run()
         b.record()
         b.synchronize()
-        times.append(a.elapsed_time(b))
+        times.append(a.elapsed_time(b) / per_run)
     times.sort()
     return times[len(times) // 2]
+
+
+def median_ms(fn, reps):
+    import torch
+    fn()
+    torch.cuda.synchronize()
+    return _median_event_ms(fn, reps)
+
+
+def graph_median_ms(fn, reps, inner=10):
+    """fn captured once into a CUDA graph; median over reps of `inner` replays."""
+    import torch
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fn()  # warm-up outside the capture
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    g.replay()
+    torch.cuda.synchronize()
+
+    def replays():
+        for _ in range(inner):
+            g.replay()
+    return _median_event_ms(replays, reps, inner)
 
 
 def main():
@@ -92,6 +119,10 @@ def main():
             out["sdpa_decode_ms"] = median_ms(lambda: sdpa(q1, False), max(a.reps, 10))
         except Exception as e:  # noqa: BLE001
             out["sdpa_decode_error"] = str(e)[:300]
+        try:  # the same step as a graph replay, as ours is timed
+            out["sdpa_decode_graph_ms"] = graph_median_ms(lambda: sdpa(q1, False), max(a.reps, 10))
+        except Exception as e:  # noqa: BLE001
+            out["sdpa_decode_graph_error"] = str(e)[:300]
 
     if a.selection:
         try:

@@ -216,11 +216,17 @@ TEST_P(BackendOps, SparseAttentionMatchesCpu) {
     const size_t n_out = static_cast<size_t>(c.n) * c.groups * c.r * c.d;
     std::vector<float> cpu(n_out), gpu(n_out);
     msa::sparse_attention(in.qkv(), sel, c.block, cpu.data(), threads());
-    msa::cuda::sparse_attention(in.qkv(), sel, c.block, gpu.data());
-    ASSERT_TRUE(all_finite(gpu)) << "poisoned or non-finite output";
-    double e = nmse(gpu.data(), cpu.data(), n_out);
-    note("sparse_attention", e, c.name());
-    EXPECT_LT(e, 5e-4) << c.name();
+    // Both orders of the main branch, whatever the automatic choice would be.
+    for (msa::SparseOrder order : {msa::SparseOrder::token_major, msa::SparseOrder::block_major}) {
+        const bool block_major = order == msa::SparseOrder::block_major;
+        if (block_major && (c.r > 16 || c.block > 128)) continue;
+        std::fill(gpu.begin(), gpu.end(), NAN);
+        msa::cuda::sparse_attention(in.qkv(), sel, c.block, gpu.data(), order);
+        ASSERT_TRUE(all_finite(gpu)) << "poisoned or non-finite output" << (block_major ? " (block-major)" : "");
+        double e = nmse(gpu.data(), cpu.data(), n_out);
+        note(block_major ? "sparse_block_major" : "sparse_attention", e, c.name());
+        EXPECT_LT(e, 5e-4) << c.name() << (block_major ? " (block-major)" : "");
+    }
 }
 
 TEST_P(BackendOps, DenseAttentionMatchesCpu) {
@@ -267,6 +273,14 @@ TEST_P(BackendOps, FullBudgetSparseEqualsDense) {
     // s*scale - m differs), and B = 32, NMSE 1.3e-6 (the online softmax is
     // re-chunked). Both are bf16 noise; the bound is 1e-5.
     EXPECT_LT(e, 1e-5) << c.name();
+    if (c.r <= 16 && c.block <= 128) {
+        // Block-major rounds each block's normalised partial to bf16 before the
+        // merge: one more bf16 rounding than dense, still within the bound.
+        msa::cuda::sparse_attention(in.qkv(), all, c.block, sparse.data(), msa::SparseOrder::block_major);
+        double eb = nmse(sparse.data(), dense.data(), n_out);
+        note("full_budget_block_major", eb, c.name());
+        EXPECT_LT(eb, 1e-5) << c.name() << " (block-major)";
+    }
 }
 
 TEST_P(BackendOps, DecodeMatchesReference) {

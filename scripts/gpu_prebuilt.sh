@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# GPU steps with binaries built on the development machine (no compiler or
+# Debian headers needed on the device machine). Build here first:
+#   cmake -S . -B build-gpu -DMSASCOPE_GUI=OFF -DMSASCOPE_BENCH=OFF -DMSASCOPE_NATIVE=OFF \
+#         -DCMAKE_CUDA_ARCHITECTURES=90a && cmake --build build-gpu --target msa_gpu_tests msascope-cli
+#   scripts/gpu_prebuilt.sh pack      # copies the binaries and their two non-CUDA libraries to .carry/
+# then on the device (carry .carry):   scripts/gpu_prebuilt.sh test tune bench bench-1m
+# Logs and JSON go to $OUT (or ./gpu_out).
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu_out}
+BIN=.carry/bin
+steps=("$@")
+log() { echo "[gpu $(date +%T)] $*"; }
+cuda_libs() {
+    local d
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/extras/CUPTI/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+        [ -d "$d" ] && printf '%s:' "$d"
+    done
+    dirname "$(find / -name 'libcupti.so.13*' -not -path '*/proc/*' 2>/dev/null | head -1)" 2>/dev/null
+}
+summary() {  # prints a bench JSON's rows compactly
+    python3 - "$1" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+print(j["device"])
+keys = ["context", "dense_ms", "sparse_ms", "index_ms", "main_ms", "sdpa_ms", "flex_ms", "speedup", "dense_vs_sdpa", "sparse_tflops"]
+for r in j["rows"]:
+    print(" ".join(f"{k}={r[k]:.4g}" if isinstance(r.get(k), float) else f"{k}={r.get(k)}" for k in keys if k in r))
+for r in j.get("decode_rows", []):
+    print("decode", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
+for w in j.get("warnings", []): print("warning:", w[:300])
+PY
+}
+
+for step in "${steps[@]}"; do
+case $step in
+pack)
+    mkdir -p $BIN
+    cp build-gpu/app/msascope-cli build-gpu/tests/msa_gpu_tests $BIN/
+    for lib in libsqlite3.so.0 libstb.so.0; do cp -L "/lib/x86_64-linux-gnu/$lib" $BIN/; done
+    strip --strip-unneeded $BIN/msascope-cli $BIN/msa_gpu_tests
+    du -sh $BIN
+    ;;
+test)
+    mkdir -p "$OUT"
+    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+    log "msa_gpu_tests ${TEST_FILTER:-default}"
+    timeout ${TEST_TIMEOUT:-300} $BIN/msa_gpu_tests --gtest_color=no --gtest_filter="${TEST_FILTER:-Tiny/*:Small/*:BackendOpsErrors.*}" \
+        >"$OUT/tests.log" 2>&1
+    echo "tests rc=$?"
+    grep -E "^\[  (PASSED|FAILED) |FAILED  \]|tests ran|worst NMSE|^  [a-z_]+ +[0-9.e+-]+" "$OUT/tests.log" | head -40
+    ;;
+tune)
+    mkdir -p "$OUT"
+    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
+    brief='import json,sys
+j=json.load(sys.stdin)
+for r in j["rows"]: print("  ", r["context"], "index", round(r["index_ms"],3), "main", round(r["main_ms"],3))
+for r in j.get("decode_rows",[]): print("   decode", r["context"], "step", round(r["sparse_ms"],4), "index", round(r["index_ms"],4), "scores", round(r["index_scores_ms"],4), "main", round(r["main_ms"],4), "dense step", round(r["dense_ms"],4))'
+    for o in ${ORDERS:-token block}; do
+        log "MSA_SPARSE_ORDER=$o"
+        MSA_SPARSE_ORDER=$o timeout 200 $BIN/msascope-cli bench --preset msa-m3 --context ${TUNE_CONTEXT:-8K,32K,128K} \
+            --no-peers --max-dense-context 0 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
+    done
+    for v in ${INDEX_TILES:-wg8}; do
+        log "MSA_INDEX_TILE=$v"
+        MSA_INDEX_TILE=$v MSA_SPARSE_ORDER=block timeout 150 $BIN/msascope-cli bench --preset msa-m3 --context 32K,128K \
+            --no-peers --max-dense-context 0 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
+    done
+    for v in tile new; do
+        log "decode MSA_INDEX_DECODE=$v"
+        MSA_INDEX_DECODE=$v timeout 150 $BIN/msascope-cli bench --preset msa-m3 --context 128K,1M --decode \
+            --no-peers --max-dense-context 0 --reps 1 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
+    done
+    tail -3 "$OUT/tune.err"
+    ;;
+bench)
+    mkdir -p "$OUT"
+    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
+    log "bench msa-m3 ${BENCH_CONTEXT:-8K,32K,128K} with peers"
+    timeout 480 $BIN/msascope-cli bench --preset msa-m3 --context ${BENCH_CONTEXT:-8K,32K,128K} --decode --profile --json \
+        >"$OUT/bench.json" 2>"$OUT/bench.err"
+    echo "bench rc=$?"; tail -3 "$OUT/bench.err"; summary "$OUT/bench.json"
+    ;;
+bench-1m)
+    mkdir -p "$OUT"
+    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
+    log "bench msa-m3 1M (SDPA measured once)"
+    timeout 400 $BIN/msascope-cli bench --preset msa-m3 --context 1M --max-dense-context 0 --sdpa-always --no-flex \
+        --reps 1 --decode --json >"$OUT/bench_1m.json" 2>"$OUT/bench_1m.err"
+    echo "bench-1m rc=$?"; tail -3 "$OUT/bench_1m.err"; summary "$OUT/bench_1m.json"
+    ;;
+*) echo "unknown step $step"; exit 2 ;;
+esac
+done
