@@ -21,6 +21,7 @@ private:
     char save_path_[512] = {};
     int max_tokens_ = 8192;
     int synthetic_tokens_ = 4096;
+    int needles_ = 12;  // with no text file: the generated multi-needle document's facts
     bool perplexity_ = false;
 };
 
