@@ -18,6 +18,7 @@
 #include "viz/layout.h"
 #include "viz/query_stats.h"
 #include "viz/study_charts.h"
+#include "viz/text_layout.h"
 
 using namespace msa;
 using namespace msa::viz;
@@ -194,7 +195,7 @@ TEST(QueryStats, RankFollowsTopKOrder) {
 TEST(Layout, PanelsFitAndDoNotOverlap) {
     for (auto [w, h] : {std::pair{1600.f, 1000.f}, std::pair{1280.f, 720.f}, std::pair{2560.f, 1440.f}}) {
         AppLayout l = compute_layout(w, h, Page::selection);
-        std::vector<Rect> rects = {l.model, l.controls, l.sessions, l.heatmaps, l.inspector, l.overview};
+        std::vector<Rect> rects = {l.model, l.controls, l.sessions, l.heatmaps, l.inspector, l.text, l.overview};
         for (size_t i = 0; i < rects.size(); ++i) {
             EXPECT_GE(rects[i].x, 0);
             EXPECT_LE(rects[i].right(), w + 0.5f);
@@ -209,11 +210,62 @@ TEST(Layout, PanelsFitAndDoNotOverlap) {
         }
     }
     Page p;
+    EXPECT_TRUE(parse_page("text", p));
+    EXPECT_EQ(p, Page::selection);
     EXPECT_TRUE(parse_page("compare", p));
     EXPECT_EQ(p, Page::compare);
     EXPECT_TRUE(parse_page("sweep", p));
     EXPECT_EQ(p, Page::sweep);
     EXPECT_FALSE(parse_page("nonsense", p));
+}
+
+// One pixel per byte: a stand-in for the font's measure.
+float bytes_wide(const std::string& s) { return static_cast<float>(s.size()); }
+
+TEST(TextLayout, TokensSplitAtNewlinesAndPrintableText) {
+    const std::vector<std::string> tokens = {"Hello", " world\n", "a\tb", "\n\n", "x\ry\x01", ""};
+    std::vector<TextPiece> p = split_tokens(tokens, bytes_wide);
+    ASSERT_EQ(p.size(), 7u);
+    EXPECT_EQ(p[1].text, " world");
+    EXPECT_TRUE(p[1].newline_after);
+    EXPECT_FLOAT_EQ(p[1].lead, 1);
+    EXPECT_EQ(p[2].text, "a    b");
+    EXPECT_TRUE(p[3].newline_after && p[4].newline_after);  // a blank line: two pieces of token 3
+    EXPECT_EQ(p[3].token, 3);
+    EXPECT_EQ(p[4].token, 3);
+    EXPECT_EQ(p[5].text, "xy?");
+    EXPECT_EQ(p[6].token, 5);  // an empty token still has its piece
+    // Paragraphs: a lone newline reads as a space, a blank line still breaks.
+    std::vector<TextPiece> q = split_tokens({"one", "\n", "two", "\n", "\n", "three"}, bytes_wide, Newlines::paragraphs);
+    ASSERT_EQ(q.size(), 6u);
+    EXPECT_EQ(q[1].text, " ");
+    EXPECT_FALSE(q[1].newline_after);
+    EXPECT_TRUE(q[3].newline_after && q[4].newline_after);
+    // An indented line after a newline (code, a list) keeps its break.
+    q = split_tokens({"f():", "\n", "    return"}, bytes_wide, Newlines::paragraphs);
+    EXPECT_TRUE(q[1].newline_after);
+}
+
+TEST(TextLayout, WrapsBetweenWordsAndFindsTheLineOfAToken) {
+    std::vector<TextPiece> p = split_tokens({"The", " quick", " brown", " fox"}, bytes_wide);
+    TextLines lines = wrap_pieces(p, 10);
+    EXPECT_EQ(lines.first_piece, (std::vector<int>{0, 2, 4}));
+    EXPECT_FLOAT_EQ(p[2].x, -1);  // the wrapped line's leading space hangs left
+    EXPECT_FLOAT_EQ(p[3].x, 5);
+    // Sub-word tokens move down together; a word longer than the line breaks inside.
+    p = split_tokens({"The", " sub", "div", "iding"}, bytes_wide);
+    lines = wrap_pieces(p, 8);
+    EXPECT_EQ(lines.first_piece, (std::vector<int>{0, 1, 3, 4}));
+    EXPECT_FLOAT_EQ(p[2].x, 3);
+    EXPECT_EQ(line_of_token(p, lines, 2), 1);
+    EXPECT_EQ(line_of_token(p, lines, 3), 2);
+    // Newlines break; a blank line is a line of its own.
+    p = split_tokens({"a", "\n\n", "b"}, bytes_wide);
+    lines = wrap_pieces(p, 100);
+    EXPECT_EQ(lines.count(), 3);
+    EXPECT_EQ(line_of_token(p, lines, 2), 2);
+    std::vector<TextPiece> none;
+    EXPECT_EQ(wrap_pieces(none, 10).count(), 0);
 }
 
 TEST(Layout, ElideKeepsBothEndsOrTheStartAndFits) {

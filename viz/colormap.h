@@ -31,6 +31,12 @@ constexpr Rgba axis{160, 160, 170, 255};
 constexpr Rgba text{220, 220, 225, 255};
 constexpr Rgba dense_bar{120, 120, 130, 255};
 constexpr Rgba sparse_bar{255, 140, 0, 255};
+// Text view: behind the tokens of the inspected query's selected blocks, of its
+// own (local) block, the query token itself, and every other block's shade.
+constexpr Rgba text_selected{112, 64, 8, 255};
+constexpr Rgba text_local{28, 66, 116, 255};
+constexpr Rgba text_query{255, 225, 90, 255};
+constexpr Rgba text_odd_block{34, 34, 40, 255};
 }  // namespace palette
 
 // How raw values become colour positions.

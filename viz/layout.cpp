@@ -16,7 +16,7 @@ const char* to_string(Page p) {
 }
 
 bool parse_page(const std::string& name, Page& out) {
-    if (name == "selection" || name == "heatmap" || name == "inspector" || name == "overview" || name == "model" ||
+    if (name == "selection" || name == "heatmap" || name == "inspector" || name == "text" || name == "overview" || name == "model" ||
         name == "controls" || name == "sessions" || name.empty()) {
         out = Page::selection;
         return true;
@@ -45,9 +45,12 @@ AppLayout compute_layout(float width, float height, Page page, float menu_height
         float heat_h = avail_h * 0.60f;
         l.heatmaps = {cx, top, cw, heat_h};
         float bottom_y = l.heatmaps.bottom() + gap, bottom_h = std::max(60.f, height - gap - bottom_y);
-        float inspector_w = cw * 0.55f;
+        // Inspector, text and layer overview side by side: the text gets as
+        // much as the inspector, the overview's small multiples what is left.
+        float inspector_w = cw * 0.375f, text_w = cw * 0.375f;
         l.inspector = {cx, bottom_y, inspector_w, bottom_h};
-        l.overview = {l.inspector.right() + gap, bottom_y, cw - inspector_w - gap, bottom_h};
+        l.text = {l.inspector.right() + gap, bottom_y, text_w - gap, bottom_h};
+        l.overview = {l.text.right() + gap, bottom_y, cw - inspector_w - text_w - gap, bottom_h};
     }
     return l;
 }

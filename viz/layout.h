@@ -26,6 +26,7 @@ struct AppLayout {
     // selection page
     Rect heatmaps;
     Rect inspector;
+    Rect text;        // the document, beside the inspector
     Rect overview;
     // profile / compare / sweep pages use the whole content area
     Rect content;

@@ -437,6 +437,7 @@ void App::frame(int width, int height) {
         case viz::Page::selection:
             heatmaps_.draw(*this, layout.heatmaps);
             inspector_.draw(*this, layout.inspector);
+            text_.draw(*this, layout.text);
             overview_.draw(*this, layout.overview);
             break;
         case viz::Page::profile: profile_.draw(*this, layout.content); break;
@@ -470,6 +471,10 @@ std::string App::screenshot_info() const {
     if (p.drawn)
         info["scores_heatmap"] = {{"x", p.x}, {"y", p.y}, {"w", p.w}, {"h", p.h}, {"q0", p.window.q0},
                                   {"q1", p.window.q1}, {"b0", p.window.b0}, {"b1", p.window.b1}};
+    const TextView::Placement& tv = text_.placement();
+    if (page == viz::Page::selection && tv.drawn)
+        info["text_view"] = {{"x", tv.x}, {"y", tv.y}, {"w", tv.w}, {"h", tv.h}, {"first_token", tv.first_token},
+                             {"last_token", tv.last_token}};
     return info.dump(1);
 }
 

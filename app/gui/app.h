@@ -19,6 +19,7 @@
 #include "app/gui/query_inspector.h"
 #include "app/gui/sessions_browser.h"
 #include "app/gui/sweep_view.h"
+#include "app/gui/text_view.h"
 #include "viz/layout.h"
 #include "viz/live_selection.h"
 #include "viz/scores_cache.h"
@@ -129,6 +130,7 @@ private:
     SessionsBrowser sessions_;
     HeatmapView heatmaps_;
     QueryInspector inspector_;
+    TextView text_;
     LayerOverview overview_;
     ProfileView profile_;
     CompareView compare_;

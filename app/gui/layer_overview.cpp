@@ -35,8 +35,10 @@ void LayerOverview::draw(App& app, const viz::Rect& r) {
     const int shown_layer = app.capture() ? app.capture()->layer : -1;
     std::vector<std::string> labels(n);
     for (int i = 0; i < n; ++i) labels[i] = std::to_string(run.layers[i].layer);
+    ImGui::PushTextWrapPos(0);
     ImGui::TextDisabled("as run: k=%d sink=%d; white tick = live value at k=%d sink=%d", run.config.k, run.config.sink,
                         app.budget.k, app.budget.sink);
+    ImGui::PopTextWrapPos();
 
     const int charts = groups + 1;
     const float avail = ImGui::GetContentRegionAvail().y;

@@ -21,7 +21,7 @@ GuiOptions parse_options(int argc, char** argv) {
     cli.add_option("--save", o.save, "append the run made at start (model or synthetic) to this session file");
     cli.add_flag("--synthetic", o.synthetic, "synthetic attention demo input (no model needed)");
     cli.add_option("--synthetic-tokens", o.synthetic_tokens, "tokens of the synthetic input")->capture_default_str();
-    cli.add_option("--view", o.view, "page to show: selection (heatmap, inspector, overview), profile, compare, sweep (a sweep / needle run)")
+    cli.add_option("--view", o.view, "page to show: selection (heatmap, inspector, text, overview), profile, compare, sweep (a sweep / needle run)")
         ->capture_default_str();
     cli.add_option("--layer", o.layer, "layer to show");
     cli.add_option("--group", o.group, "GQA group (block scores)");

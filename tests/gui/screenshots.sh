@@ -42,6 +42,11 @@ shoot repooled --run 1 --view selection --block 64 --scorer mean --screenshot-in
 grep -q '"block": 64' "$work/repooled.json" && grep -q '"scorer": "mean"' "$work/repooled.json" ||
   { echo "the app did not re-pool the CLI session at B=64, mean:" >&2; cat "$work/repooled.json" >&2; exit 1; }
 "$png_stats" "$work/repooled.png" --rect 0.25,0.10,0.58,0.58 --min-stddev 10 --colour $orange --min-count 200
+# The text view beside the inspector, on the run's real tokens: not blank, the
+# query token marked and its own block shaded (viz::palette::text_query, text_local).
+shoot text --run 1 --view text --query 700
+"$png_stats" "$work/text.png" --rect 0.53,0.70,0.79,0.98 --min-stddev 10 --colour 28,66,116 --min-count 2000
+"$png_stats" "$work/text.png" --rect 0.53,0.70,0.79,0.98 --colour 255,225,90 --min-count 40
 shoot profile --run 1 --view profile
 "$png_stats" "$work/profile.png" --rect 0.22,0.05,0.98,0.95 --min-stddev 8
 # Compare: two heatmaps side by side, both drawn.

@@ -208,6 +208,42 @@ TEST_F(GuiScreenshots, RepoolsACliRecordedSessionAtAnotherBlockSize) {
     expect_outlines_match(shot("repool_cli"), shown, repooled.selection, group, 10);
 }
 
+// The text view beside the inspector: the inspected query's token and its own
+// block marked, and the other blocks in view shaded exactly when the session's
+// selection (re-selected at --k as the app does) keeps them.
+TEST_F(GuiScreenshots, TextViewHighlightsTheQuerysSelectedBlocks) {
+    const int layer = 2, k = 4;
+    msa::sessions::Reader reader(session_);
+    const msa::LayerCapture capture = reader.load_capture(1, layer);
+    for (int query : {200, 2100, 4000}) {
+        SCOPED_TRACE("query " + std::to_string(query));
+        const std::string name = "text_" + std::to_string(query);
+        ASSERT_EQ(run_app("--session " + session_ + " --run 1 --layer 2 --k 4 --view text --query " + std::to_string(query),
+                          name),
+                  0);
+        const nlohmann::json shown = info(name);
+        EXPECT_EQ(shown["page"], "selection");
+        EXPECT_EQ(shown["query"], query);
+        ASSERT_TRUE(shown.contains("text_view")) << shown.dump();
+        const auto& tv = shown["text_view"];
+        const int x0 = tv["x"].get<double>(), y0 = tv["y"].get<double>();
+        const int x1 = x0 + tv["w"].get<double>(), y1 = y0 + tv["h"].get<double>();
+        const int first = tv["first_token"], last = tv["last_token"], block = shown["block"];
+        EXPECT_LE(first, query);
+        EXPECT_GE(last, query) << "the view did not scroll to the query";
+        const Png png = shot(name);
+        EXPECT_GT(count_colour(png, msa::viz::palette::text_query, x0, y0, x1, y1), 40u) << "no query mark";
+        EXPECT_GT(count_colour(png, msa::viz::palette::text_local, x0, y0, x1, y1), 2000u) << "its own block is not marked";
+        // Blocks in view before the query's own: shaded iff selected.
+        const msa::viz::LayerSelectionStats live = msa::viz::reselect(capture, k, 0, block);
+        int kept_in_view = 0;
+        for (int b = first / block; b < query / block; ++b) kept_in_view += msa::viz::is_selected(live.selection, query, 0, b);
+        const size_t shaded = count_colour(png, msa::viz::palette::text_selected, x0, y0, x1, y1);
+        if (kept_in_view) EXPECT_GT(shaded, 200u) << kept_in_view << " selected blocks in view, none shaded";
+        else EXPECT_EQ(shaded, 0u) << "no block in view is selected, yet some are shaded";
+    }
+}
+
 TEST_F(GuiScreenshots, CompareViewShowsTwoHeatmapsAndTheirDifference) {
     ASSERT_EQ(run_app("--session " + session_ + " --run 1 --compare " + session_ + ":2 --view compare --layer 3",
                       "compare"),
