@@ -221,6 +221,9 @@ TEST(SessionBench, CompareLinesUpRowsAndKernelsByContext) {
     ASSERT_TRUE(m8.is_object());
     EXPECT_TRUE(m8["b"].is_null()) << "B has no 8K row";
     EXPECT_TRUE(metric("decode 131072 speedup").is_object());
+    // A bench counts no attention FLOPs of a run of its own: no rows of zeros.
+    EXPECT_TRUE(metric("msa_attention_flops").is_null());
+    EXPECT_TRUE(metric("dense_attention_flops").is_null());
     // Kernels pair by name and context: B's 32K index kernel against A's 32K one.
     int paired = 0;
     for (const json& k : out["kernels"])

@@ -42,7 +42,9 @@ void setup_delta_columns(const char* name_header) {
     for (const char* c : {"A", "B", "delta", "rel"}) ImGui::TableSetupColumn(c, ImGuiTableColumnFlags_WidthStretch, 1.0f);
 }
 
+// Nothing when neither run has the metric (a bench run has no recall or FLOPs ratio).
 void metric_row(const char* name, double a, double b) {
+    if (!std::isfinite(a) && !std::isfinite(b)) return;
     ImGui::TableNextRow();
     ImGui::TableNextColumn();
     fitted_cell(name, ImGui::GetStyleColorVec4(ImGuiCol_Text));
@@ -117,8 +119,7 @@ void CompareView::tables(App& app, float height) {
         metric_row("recall mean", mean_of(a, &LayerResult::recall_mean), mean_of(b, &LayerResult::recall_mean));
         metric_row("recall p5", mean_of(a, &LayerResult::recall_p5), mean_of(b, &LayerResult::recall_p5));
         metric_row("output error", mean_of(a, &LayerResult::output_rel_error), mean_of(b, &LayerResult::output_rel_error));
-        if (std::isfinite(a.perplexity_msa) || std::isfinite(b.perplexity_msa))
-            metric_row("perplexity msa", a.perplexity_msa, b.perplexity_msa);
+        metric_row("perplexity msa", a.perplexity_msa, b.perplexity_msa);
         metric_row("FLOPs ratio", a.flops_ratio(), b.flops_ratio());
         std::map<int, const LayerResult*> lb;
         for (const LayerResult& l : b.layers) lb[l.layer] = &l;

@@ -382,12 +382,20 @@ void ProfileView::draw(App& app, const viz::Rect& r) {
                     run.config.k, run.config.block, contexts.c_str(), run.kernels.size());
     }
     ImGui::SameLine(0, 20);
-    if (ImGui::SmallButton("Export Perfetto JSON")) {
+    // A trace is of CUDA kernels: a CPU run has none, and an empty trace says nothing.
+    const bool no_kernels = run.kernels.empty();
+    ImGui::BeginDisabled(no_kernels);
+    if (ImGui::SmallButton(no_kernels ? "Export Perfetto JSON (no kernel records)" : "Export Perfetto JSON")) {
         std::string path = "msascope-trace.json";
         std::ofstream out(path);
         out << sessions::perfetto_trace(run, "msascope " + app.doc().source).dump(1);
         app.set_status(out ? "wrote " + path + " (open in ui.perfetto.dev)" : "cannot write " + path);
     }
+    ImGui::EndDisabled();
+    if (no_kernels && ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled))
+        ImGui::SetTooltip("This run has no CUDA kernel records (a %s run), so a trace would be empty.\n"
+                          "Record one with --backend cuda, or a bench with --profile.",
+                          run.backend.c_str());
     if (!app.doc().session_path.empty()) {
         const std::vector<const char*> tables = bench.empty() ? std::vector<const char*>{"kernels", "layers", "timings"}
                                                               : std::vector<const char*>{"kernels", "sweep_rows"};
