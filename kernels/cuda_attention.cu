@@ -719,16 +719,28 @@ double AttentionBench::time_decode_step(int reps, bool sparse) {
     });
 }
 
-std::vector<KernelRecord> AttentionBench::profile(bool prefer_cupti, std::string* warning) {
+std::vector<KernelRecord> AttentionBench::profile(bool prefer_cupti, std::string* warning, bool dense, bool decode) {
     KernelCollector collector(prefer_cupti);
     collector.start();
     run_index(s_->index_op(false), &s_->index_scratch, nullptr);
     run_sparse(s_->sparse_op(false), &s_->sparse_scratch, nullptr);
-    {
+    if (dense) {
         auto op = with_scratch(s_->dense_op(false), s_->dense_scratch);
         double bytes = 0, flops = dense_cost(op, &bytes);
         LaunchTag tag("dense", "dense_attention", flops, bytes, nullptr);
         kern::dense_attention_launch(op, nullptr);
+    }
+    if (decode) {  // one decode step, kernel by kernel
+        auto iop = with_scratch(s_->index_op(true), s_->index_scratch);
+        double bytes = 0, flops = index_cost(iop, &bytes);
+        {
+            LaunchTag tag("decode", "index_topk", flops, bytes, nullptr);
+            kern::index_topk_launch(iop, nullptr);
+        }
+        auto sop = with_scratch(s_->sparse_op(true), s_->sparse_scratch);
+        flops = sparse_cost(sop, &bytes);
+        LaunchTag tag("decode", "sparse_attention", flops, bytes, nullptr);
+        kern::sparse_attention_launch(sop, nullptr);
     }
     auto records = collector.stop();
     if (warning) *warning = collector.warning();

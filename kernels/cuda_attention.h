@@ -104,8 +104,9 @@ public:
     // One whole decode step (sparse: index + top-k + main; else dense) as a
     // CUDA graph, the time per replay.
     double time_decode_step(int reps, bool sparse);
-    // One index + sparse + dense pass under the kernel collector; analytic cost attached.
-    std::vector<KernelRecord> profile(bool prefer_cupti, std::string* warning);
+    // One index + sparse (+ dense, + one decode step) pass under the kernel
+    // collector; analytic cost attached.
+    std::vector<KernelRecord> profile(bool prefer_cupti, std::string* warning, bool dense = true, bool decode = false);
     // Raw int32 [N, G, slots] of the current selection, for the peers' block mask.
     void save_selection(const std::string& path) const;
     int slots() const;

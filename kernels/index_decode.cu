@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "core/errors.h"
@@ -137,11 +138,23 @@ void launch(const IndexTopkOp& op, float* scores, int nb, cudaStream_t stream) {
     MSA_CUDA_CHECK(cudaGetLastError());
 }
 
+// MSA_INDEX_DECODE_STEP=8: twice the loads in flight per warp (at about twice
+// the registers, so fewer warps per SM), to measure against the default 4.
+bool deep_step() {
+    static const bool v = [] {
+        const char* e = std::getenv("MSA_INDEX_DECODE_STEP");
+        return e && std::string(e) == "8";
+    }();
+    return v;
+}
+
 template <int D>
 void dispatch(const IndexTopkOp& op, float* scores, int nb, cudaStream_t stream) {
     const int rows = op.n_q * (op.n_groups / op.n_key_heads);
     if (rows > 8)
         launch<D, 4, true>(op, scores, nb, stream);
+    else if (deep_step())
+        launch<D, 8, false>(op, scores, nb, stream);
     else
         launch<D, 4, false>(op, scores, nb, stream);
 }

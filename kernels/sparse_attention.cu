@@ -108,7 +108,7 @@ void launch_block_major(const SparseAttentionOp& op, cudaStream_t stream) {
     p.part_ml = reinterpret_cast<float2*>(base + L.part_ml);
     const int n_lists = op.n_kv_heads * p.nb;
     constexpr auto attend = block_major_attend_kernel<D, KB>;
-    const size_t smem = 2 * static_cast<size_t>(KB) * D * sizeof(bf16);
+    const size_t smem = BlockMajorSmem<D, KB>::bytes();
     ensure_dynamic_smem<attend>(smem);
     for (int w0 = 0; w0 < op.n_q; w0 += L.window) {
         p.w0 = w0;

@@ -112,12 +112,27 @@ __global__ void __launch_bounds__(1024) block_major_plan_kernel(const BlockMajor
     if (threadIdx.x == 0) p.chunk_off[n] = carry_chunks;
 }
 
+// Shared memory of the attend kernel: the block's K and V, each warp's two Q
+// buffers (the next entry's Q streams in while the current one computes), the
+// chunk's entries.
+template <int D, int KB>
+struct BlockMajorSmem {
+    static constexpr int kQTile = 16 * D;  // one entry's r <= 16 query rows
+    static constexpr size_t bytes() {
+        return (2 * KB * D + 2 * (kBlockMajorThreads / 32) * kQTile) * sizeof(bf16) + kEntriesPerChunk * 4;
+    }
+};
+
 // KB keys of shared memory per staged block (the block size rounded up).
 template <int D, int KB>
 __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_kernel(const BlockMajorParams p) {
+    constexpr int WARPS = kBlockMajorThreads / 32;
+    constexpr int QT = BlockMajorSmem<D, KB>::kQTile;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bf16* ks = reinterpret_cast<bf16*>(smem_raw);
     bf16* vs = ks + KB * D;
+    bf16* qs = vs + KB * D;  // [WARPS][2][16][D], swizzled like K
+    int* entries = reinterpret_cast<int*>(qs + 2 * WARPS * QT);
     const int G = p.n_kv_heads, n = G * p.nb;
     const int cta = blockIdx.x;
     if (cta >= p.chunk_off[n]) return;  // the grid is an upper bound on the chunks
@@ -131,7 +146,8 @@ __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_kernel(
     }
     const int gb = lo, g = gb / p.nb, b = gb % p.nb;
     const int first = p.offset[gb] + (cta - p.chunk_off[gb]) * kEntriesPerChunk;
-    const int end = min(p.offset[gb] + p.count[gb], first + kEntriesPerChunk);
+    const int n_entries = min(p.offset[gb] + p.count[gb], first + kEntriesPerChunk) - first;
+    if (threadIdx.x < n_entries) entries[threadIdx.x] = p.list[first + threadIdx.x];
 
     const long kv_stride = static_cast<long>(G) * D;
     const int k0 = b * p.block;
@@ -139,44 +155,55 @@ __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_kernel(
     load_tile_async<D, kBlockMajorThreads>(ks, p.k + k0 * kv_stride + g * D, kv_stride, KB, kvalid);
     load_tile_async<D, kBlockMajorThreads>(vs, p.v + k0 * kv_stride + g * D, kv_stride, KB, kvalid);
     cp_async_commit();
+    __syncthreads();  // the entries
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int r = p.group;
     const int ha = lane / 4, hb = lane / 4 + 8;  // this lane's rows: heads of the group
     const bool va = ha < r, vb = hb < r;
     const int c = (lane % 4) * 2;
-    cp_async_wait<0>();
+    bf16* my_q = qs + warp * 2 * QT;
+    // Rows r..15 of the tile are zero-filled: their scores are computed and dropped.
+    auto stage_q = [&](int i, int buf) {
+        const int t = p.w0 + entries[i] / p.slots;
+        const bf16* src = p.q + (static_cast<long>(t) * p.n_heads + g * r) * D;
+        for (int ch = lane; ch < 16 * (D / 8); ch += 32) {
+            const int row = ch / (D / 8), col = (ch % (D / 8)) * 8;
+            cp_async16(smem_addr(my_q + buf * QT + swz<D>(row, col)), src + (row < r ? row * D + col : 0), row < r);
+        }
+    };
+    if (warp < n_entries) stage_q(warp, 0);
+    cp_async_commit();
+    cp_async_wait<1>();  // K and V (the first Q may still be in flight)
     __syncthreads();
 
-    for (int e = first + warp; e < end; e += kBlockMajorThreads / 32) {
-        const int entry = p.list[e];
+    for (int i = warp, buf = 0; i < n_entries; i += WARPS, buf ^= 1) {
+        const int entry = entries[i];
         const int tl = entry / p.slots, slot = entry % p.slots;
         const int t = p.w0 + tl, pos = p.q_offset + t;
-        const bf16* qa = p.q + (static_cast<long>(t) * p.n_heads + g * r + ha) * D;
-        const bf16* qb = p.q + (static_cast<long>(t) * p.n_heads + g * r + hb) * D;
-        uint32_t qf[D / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            qf[kk][0] = va ? load_u32(qa + kk * 16 + c) : 0u;
-            qf[kk][1] = vb ? load_u32(qb + kk * 16 + c) : 0u;
-            qf[kk][2] = va ? load_u32(qa + kk * 16 + 8 + c) : 0u;
-            qf[kk][3] = vb ? load_u32(qb + kk * 16 + 8 + c) : 0u;
-        }
+        if (i + WARPS < n_entries) stage_q(i + WARPS, buf ^ 1);
+        cp_async_commit();
+        cp_async_wait<1>();  // this entry's Q
+        __syncwarp();
+        const bf16* qt = my_q + buf * QT;
         float s[KB / 8][4];
 #pragma unroll
         for (int j = 0; j < KB / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
+            uint32_t qf[4];
+            ldmatrix_x4(qf, smem_addr(qt + swz<D>(lane & 15, kk * 16 + (lane >> 4) * 8)));
 #pragma unroll
             for (int np = 0; np < KB / 16; ++np) {
                 uint32_t bfr[4];
                 const int key = np * 16 + (lane & 7) + ((lane >> 4) << 3);
                 const int col = kk * 16 + ((lane >> 3) & 1) * 8;
                 ldmatrix_x4(bfr, smem_addr(ks + swz<D>(key, col)));
-                mma_16816(s[2 * np], qf[kk], bfr[0], bfr[1]);
-                mma_16816(s[2 * np + 1], qf[kk], bfr[2], bfr[3]);
+                mma_16816(s[2 * np], qf, bfr[0], bfr[1]);
+                mma_16816(s[2 * np + 1], qf, bfr[2], bfr[3]);
             }
         }
+        __syncwarp();  // every lane is done with this Q buffer before it is refilled
         // Token-level causal mask on the diagonal block, and the block's tail.
         if (kvalid < KB || k0 + KB - 1 > pos) {
 #pragma unroll

@@ -63,17 +63,36 @@ for r in j.get("decode_rows",[]): print("   decode", r["context"], "step", round
         MSA_SPARSE_ORDER=$o timeout 200 $BIN/msascope-cli bench --preset msa-m3 --context ${TUNE_CONTEXT:-8K,32K,128K} \
             --no-peers --max-dense-context 0 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
     done
-    for v in ${INDEX_TILES:-wg8}; do
+    for v in ${INDEX_TILES:-wg4}; do
         log "MSA_INDEX_TILE=$v"
-        MSA_INDEX_TILE=$v MSA_SPARSE_ORDER=block timeout 150 $BIN/msascope-cli bench --preset msa-m3 --context 32K,128K \
+        MSA_INDEX_TILE=$v timeout 150 $BIN/msascope-cli bench --preset msa-m3 --context 32K,128K \
             --no-peers --max-dense-context 0 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
     done
-    for v in tile new; do
-        log "decode MSA_INDEX_DECODE=$v"
-        MSA_INDEX_DECODE=$v timeout 150 $BIN/msascope-cli bench --preset msa-m3 --context 128K,1M --decode \
-            --no-peers --max-dense-context 0 --reps 1 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
+    # decode variants, each an env assignment (or "default")
+    for v in ${DECODE_VARIANTS:-default MSA_INDEX_DECODE=tile MSA_INDEX_DECODE_STEP=8}; do
+        log "decode $v"
+        env $([ "$v" = default ] || echo "$v") timeout 150 $BIN/msascope-cli bench --preset msa-m3 --context 128K,1M \
+            --decode --no-peers --max-dense-context 0 --reps 1 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
     done
     tail -3 "$OUT/tune.err"
+    ;;
+profile)
+    mkdir -p "$OUT"
+    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
+    log "CUPTI kernel records at ${PROFILE_CONTEXT:-128K,1M} (no peers, no dense)"
+    timeout 200 $BIN/msascope-cli bench --preset msa-m3 --context ${PROFILE_CONTEXT:-128K,1M} --decode --profile --no-peers \
+        --max-dense-context 0 --reps 1 --json >"$OUT/profile.json" 2>>"$OUT/profile.err"
+    python3 - "$OUT/profile.json" <<'PY'
+import json, sys, collections
+j = json.load(open(sys.argv[1]))
+agg = collections.OrderedDict()
+for k in j.get("kernels", []):
+    key = (k.get("context"), k.get("phase"), k["name"].split("<")[0].split("(")[0][-40:])
+    a = agg.setdefault(key, [0, 0.0, k.get("registers"), k.get("grid")])
+    a[0] += 1; a[1] += k["ms"]
+for (ctx, ph, name), (n, ms, regs, grid) in agg.items():
+    print(f"  {ctx} {ph:7s} {name:40s} x{n:<4d} {ms:9.4f} ms  regs {regs} grid {grid}")
+PY
     ;;
 bench)
     mkdir -p "$OUT"
