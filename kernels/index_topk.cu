@@ -432,87 +432,112 @@ __device__ __forceinline__ void warp_best(float& bs, int& bi) {
     }
 }
 
-// Decode top-k, one 1024-thread CTA per row: each lane holds V of the row's
-// block scores sorted in registers; each warp takes its best `cap` by a
-// tournament of its lanes' heads (one warp reduction per pick, no barrier),
-// then warp 0 takes the best `cap` of the 32 warp lists the same way. That is
-// 2 x cap warp reductions instead of cap rounds of a block-wide reduction
-// over every score (topk_from_scores_kernel<32>: ~30 us of a 0.13 ms decode
-// step at 1M tokens on the H200).
-template <int V>
-__global__ void __launch_bounds__(1024) topk_decode_kernel(const float* scores, int nb, int q_offset, int n_groups,
-                                                          int k_top, int sink, int block, int slots, int32_t* sel) {
+// Decode top-k, spread over the SMs: part p of a row is one warp over 256 of
+// its blocks (8 per lane, kept sorted in registers), which takes its best `cap`
+// by a tournament of its lanes' heads (one warp reduction per pick) and writes
+// them out; the row's last part to finish (an atomic count) merges the parts'
+// lists the same way and writes the selection. With one 1024-thread CTA per
+// row the 4 rows of a decode step sat on 4 SMs, 32 warps each taking turns at
+// the issue slots: 20-25 us on the H200 (NOTES_cuda.md).
+constexpr int kTopkPartBlocks = 256;  // 8 per lane
+constexpr int kTopkMaxParts = 64;     // the merge: two lists per lane
+
+__global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scores, int nb, int q_offset, int n_groups,
+                                                              int k_top, int sink, int block, int slots, int32_t* sel,
+                                                              float* part_s, int* part_i, int* part_n,
+                                                              unsigned* done) {
+    constexpr int V = kTopkPartBlocks / 32;
     extern __shared__ unsigned char topk_smem[];
     const int cap_max = max(k_top, 1);
-    float* cand_s = reinterpret_cast<float*>(topk_smem);                 // [32][cap_max]
-    int* cand_i = reinterpret_cast<int*>(cand_s + 32 * cap_max);         // [32][cap_max]
-    int* picks = cand_i + 32 * cap_max;                                  // [cap_max]
-    __shared__ int cand_n[32];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const long row = blockIdx.x;
+    const int n_parts = gridDim.x, part = blockIdx.x, lane = threadIdx.x;
+    float* merge_s = reinterpret_cast<float*>(topk_smem);          // [n_parts][cap_max]
+    int* merge_i = reinterpret_cast<int*>(merge_s + n_parts * cap_max);
+    int* picks = merge_i + n_parts * cap_max;                         // [cap_max]
+    const long row = blockIdx.y;
     const int t = static_cast<int>(row / n_groups);
     const int loc = (q_offset + t) / block;
     const int cap = max(0, k_top - forced_count(loc, sink));
-    int n_pick = 0;
-    if (loc + 1 > k_top) {
-        float v[V];
-        int id[V];
+    if (loc + 1 <= k_top) {  // every visible block is taken: no ranking
+        if (part == 0 && lane == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, picks, 0);
+        return;
+    }
+    float v[V];
+    int id[V];
 #pragma unroll
-        for (int j = 0; j < V; ++j) {
-            const int b = j * 1024 + threadIdx.x;
-            const bool ok = b < loc && !(sink && b == 0);
-            v[j] = ok ? scores[row * nb + b] : 0.f;
-            id[j] = ok ? b : INT_MAX;
+    for (int j = 0; j < V; ++j) {
+        const int b = part * kTopkPartBlocks + j * 32 + lane;
+        const bool ok = b < loc && !(sink && b == 0);
+        v[j] = ok ? scores[row * nb + b] : 0.f;
+        id[j] = ok ? b : INT_MAX;
+    }
+#pragma unroll
+    for (int a = 0; a < V; ++a)
+#pragma unroll
+        for (int j = 0; j + 1 < V - a; ++j)
+            if (ranks_before(v[j + 1], id[j + 1], v[j], id[j])) {
+                const float tv = v[j];
+                v[j] = v[j + 1];
+                v[j + 1] = tv;
+                const int ti = id[j];
+                id[j] = id[j + 1];
+                id[j + 1] = ti;
+            }
+    const long mine = row * n_parts + part;
+    int n = 0;
+    for (; n < cap; ++n) {
+        float bs = v[0];
+        int bi = id[0];
+        warp_best(bs, bi);
+        if (bi == INT_MAX) break;
+        if (id[0] == bi) {  // the winner's lane moves to its next block
+#pragma unroll
+            for (int j = 0; j + 1 < V; ++j) {
+                v[j] = v[j + 1];
+                id[j] = id[j + 1];
+            }
+            v[V - 1] = 0.f;
+            id[V - 1] = INT_MAX;
         }
-#pragma unroll
-        for (int a = 0; a < V; ++a)
-#pragma unroll
-            for (int j = 0; j + 1 < V - a; ++j)
-                if (ranks_before(v[j + 1], id[j + 1], v[j], id[j])) {
-                    const float tv = v[j];
-                    v[j] = v[j + 1];
-                    v[j + 1] = tv;
-                    const int ti = id[j];
-                    id[j] = id[j + 1];
-                    id[j + 1] = ti;
-                }
-        int n = 0;
-        for (; n < cap; ++n) {
-            float bs = v[0];
-            int bi = id[0];
-            warp_best(bs, bi);
-            if (bi == INT_MAX) break;
-            if (id[0] == bi) {  // the winner's lane moves to its next block
-#pragma unroll
-                for (int j = 0; j + 1 < V; ++j) {
-                    v[j] = v[j + 1];
-                    id[j] = id[j + 1];
-                }
-                v[V - 1] = 0.f;
-                id[V - 1] = INT_MAX;
-            }
-            if (lane == 0) {
-                cand_s[warp * cap_max + n] = bs;
-                cand_i[warp * cap_max + n] = bi;
-            }
-        }
-        if (lane == 0) cand_n[warp] = n;
-        __syncthreads();
-        if (warp == 0) {
-            int head = 0;
-            const int mine = cand_n[lane];
-            for (; n_pick < cap; ++n_pick) {
-                float bs = head < mine ? cand_s[lane * cap_max + head] : 0.f;
-                int bi = head < mine ? cand_i[lane * cap_max + head] : INT_MAX;
-                const int my_id = bi;
-                warp_best(bs, bi);
-                if (bi == INT_MAX) break;
-                if (my_id == bi) ++head;
-                if (lane == 0) picks[n_pick] = bi;
-            }
+        if (lane == 0) {
+            part_s[mine * cap_max + n] = bs;
+            part_i[mine * cap_max + n] = bi;
         }
     }
-    if (threadIdx.x == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, picks, n_pick);
+    if (lane == 0) part_n[mine] = n;
+    // Release this part's list, then count it; the last part merges.
+    __threadfence();
+    unsigned prev = 0;
+    if (lane == 0) prev = atomicAdd(&done[row], 1u);
+    prev = __shfl_sync(0xffffffffu, prev, 0);
+    if (prev != static_cast<unsigned>(n_parts - 1)) return;
+    __threadfence();
+    // L2 reads (__ldcg): the other parts wrote from other SMs.
+    for (int x = lane; x < n_parts * cap_max; x += 32) {
+        merge_s[x] = __ldcg(part_s + row * n_parts * cap_max + x);
+        merge_i[x] = __ldcg(part_i + row * n_parts * cap_max + x);
+    }
+    const int l0 = lane, l1 = lane + 32;
+    const int n0 = l0 < n_parts ? __ldcg(part_n + row * n_parts + l0) : 0;
+    const int n1 = l1 < n_parts ? __ldcg(part_n + row * n_parts + l1) : 0;
+    __syncwarp();
+    int h0 = 0, h1 = 0, n_pick = 0;
+    for (; n_pick < cap; ++n_pick) {
+        float s0 = h0 < n0 ? merge_s[l0 * cap_max + h0] : 0.f, s1 = h1 < n1 ? merge_s[l1 * cap_max + h1] : 0.f;
+        int i0 = h0 < n0 ? merge_i[l0 * cap_max + h0] : INT_MAX, i1 = h1 < n1 ? merge_i[l1 * cap_max + h1] : INT_MAX;
+        const bool second = ranks_before(s1, i1, s0, i0);
+        float bs = second ? s1 : s0;
+        int bi = second ? i1 : i0;
+        const int my_id = bi;
+        warp_best(bs, bi);
+        if (bi == INT_MAX) break;
+        if (my_id == bi) {
+            if (second) ++h1;
+            else ++h0;
+        }
+        if (lane == 0) picks[n_pick] = bi;
+    }
+    __syncwarp();
+    if (lane == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, picks, n_pick);
 }
 
 // WPR warps per (query, group) row: forced blocks + the best k - forced others,
@@ -602,16 +627,6 @@ bool needs_score_buffer(const IndexTopkOp& op) {
     return op.pool == IndexPool::quest || op.pool == IndexPool::random || use_decode_path(op);
 }
 
-// V = blocks per lane of the 1024-thread CTA: nb <= 1024 * V.
-template <int V>
-void launch_topk_decode(const IndexTopkOp& op, const float* scores, int nb, long rows, cudaStream_t stream) {
-    const size_t smem = (2 * 32 + 1) * static_cast<size_t>(std::max(op.k_top, 1)) * sizeof(int32_t);
-    ensure_dynamic_smem<topk_decode_kernel<V>>(smem);
-    topk_decode_kernel<V><<<static_cast<unsigned>(rows), 1024, smem, stream>>>(scores, nb, op.q_offset, op.n_groups,
-                                                                               op.k_top, op.sink, op.block, op.slots,
-                                                                               op.sel);
-}
-
 template <int D, int WARPS, int KN, int MT, int STAGES, bool WG = false, int MIN_CTAS = 1>
 void launch_fused_tile(const IndexParams& p, int rows, int n_key_heads, int n_splits, cudaStream_t stream) {
     constexpr int ROWS = 16 * MT * WARPS;
@@ -660,7 +675,7 @@ bool wgmma_available() {
 // 40.6 -> 34.0 ms, 32K 3.09 -> 2.58 ms; half the key bytes staged per score.
 // `wg4` selects the one-warpgroup kernel. Decode has its own kernel
 // (index_decode.cu).
-enum class IndexTile { wgmma, wgmma_4stage, wgmma_2wg, w4k64, mt2, kn128, w8 };
+enum class IndexTile { wgmma, wgmma_4stage, wgmma_2wg, wgmma_2wg_4stage, w4k64, mt2, kn128, w8 };
 IndexTile index_tile(bool decode) {
     static const IndexTile forced = [] {
         const char* e = std::getenv("MSA_INDEX_TILE");
@@ -668,13 +683,15 @@ IndexTile index_tile(bool decode) {
         if (v == "mma") return IndexTile::w4k64;
         if (v == "wg4stage") return IndexTile::wgmma_4stage;
         if (v == "wg4") return IndexTile::wgmma;
+        if (v == "wg8s4") return IndexTile::wgmma_2wg_4stage;
         if (v == "mt2") return IndexTile::mt2;
         if (v == "kn128") return IndexTile::kn128;
         if (v == "w8") return IndexTile::w8;
         return IndexTile::wgmma_2wg;
     }();
     if (decode) return IndexTile::w4k64;
-    const bool wgmma = forced == IndexTile::wgmma || forced == IndexTile::wgmma_4stage || forced == IndexTile::wgmma_2wg;
+    const bool wgmma = forced == IndexTile::wgmma || forced == IndexTile::wgmma_4stage || forced == IndexTile::wgmma_2wg ||
+                       forced == IndexTile::wgmma_2wg_4stage;
     return wgmma && !wgmma_available() ? IndexTile::w4k64 : forced;
 }
 
@@ -686,6 +703,8 @@ void dispatch_fused(const IndexParams& p, int rows, int n_key_heads, int n_split
             return launch_fused_tile<D, 4, kKN, 1, 3, true, 4>(p, rows, n_key_heads, n_splits, stream);
         case IndexTile::wgmma_2wg:  // two warpgroups (128 rows) share each staged chunk, 2 CTAs per SM
             return launch_fused_tile<D, 8, kKN, 1, 3, true, 2>(p, rows, n_key_heads, n_splits, stream);
+        case IndexTile::wgmma_2wg_4stage:
+            return launch_fused_tile<D, 8, kKN, 1, 4, true, 2>(p, rows, n_key_heads, n_splits, stream);
         case IndexTile::wgmma_4stage:
             return launch_fused_tile<D, 4, kKN, 1, 4, true>(p, rows, n_key_heads, n_splits, stream);
         case IndexTile::mt2: return launch_fused_tile<D, 4, kKN, 2, 3>(p, rows, n_key_heads, n_splits, stream);
@@ -718,6 +737,19 @@ void launch_fused(const IndexTopkOp& op, float* scores, int32_t* sel, int n_spli
     p.cand_cap = sel ? std::max(0, op.k_top - 1) : 0;
     dispatch_fused<D>(p, op.n_q * (op.n_groups / op.n_key_heads), op.n_key_heads, n_splits, decode, stream);
 }
+
+// The parts' candidate lists and the per-row counters of topk_decode_parts_kernel.
+bool decode_topk_on_parts(const IndexTopkOp& op) {
+    const long rows = static_cast<long>(op.n_q) * op.n_groups;
+    return op.sel && needs_score_buffer(op) && rows < 2L * sm_count() &&
+           n_blocks_of(op) <= kTopkMaxParts * kTopkPartBlocks;
+}
+size_t decode_topk_scratch_bytes(const IndexTopkOp& op) {
+    if (!decode_topk_on_parts(op)) return 0;
+    const size_t rows = static_cast<size_t>(op.n_q) * op.n_groups;
+    const size_t parts = (n_blocks_of(op) + kTopkPartBlocks - 1) / kTopkPartBlocks;
+    return (rows * parts * (2 * static_cast<size_t>(std::max(op.k_top, 1)) + 1) + rows) * sizeof(int32_t) + 256;
+}
 }  // namespace
 
 size_t index_topk_scratch_bytes(const IndexTopkOp& op) {
@@ -725,6 +757,7 @@ size_t index_topk_scratch_bytes(const IndexTopkOp& op) {
     size_t bytes = 0;
     if (needs_score_buffer(op) && !op.scores) bytes += static_cast<size_t>(op.n_q) * op.n_groups * nb * sizeof(float);
     if (op.pool == IndexPool::quest) bytes += 2 * static_cast<size_t>(op.n_key_heads) * nb * op.dim * sizeof(float) + 256;
+    bytes += decode_topk_scratch_bytes(op);
     return bytes;
 }
 
@@ -772,6 +805,7 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
             if (off) scratch += 256 - off;
             kmin = reinterpret_cast<float*>(scratch);
             kmax = kmin + static_cast<size_t>(op.n_key_heads) * nb * op.dim;
+            scratch = reinterpret_cast<char*>(kmax + static_cast<size_t>(op.n_key_heads) * nb * op.dim);
             long total = static_cast<long>(op.n_key_heads) * nb * op.dim;
             key_bounds_kernel<<<(total + 255) / 256, 256, 0, stream>>>(op.k, op.n_kv, op.n_key_heads, op.dim,
                                                                        op.block, nb, kmin, kmax);
@@ -785,12 +819,19 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
         if (!op.sel) return;
     }
     const long rows = static_cast<long>(op.n_q) * op.n_groups;
-    if (rows < 2L * sm_count() && nb <= 16 * 1024) {
-        if (nb <= 1024) launch_topk_decode<1>(op, scores, nb, rows, stream);
-        else if (nb <= 2048) launch_topk_decode<2>(op, scores, nb, rows, stream);
-        else if (nb <= 4096) launch_topk_decode<4>(op, scores, nb, rows, stream);
-        else if (nb <= 8192) launch_topk_decode<8>(op, scores, nb, rows, stream);
-        else launch_topk_decode<16>(op, scores, nb, rows, stream);
+    if (decode_topk_on_parts(op)) {
+        const int parts = (nb + kTopkPartBlocks - 1) / kTopkPartBlocks;
+        const int cap_max = std::max(op.k_top, 1);
+        float* part_s = reinterpret_cast<float*>(scratch);
+        int* part_i = reinterpret_cast<int*>(part_s + rows * parts * cap_max);
+        int* part_n = part_i + rows * parts * cap_max;
+        unsigned* done = reinterpret_cast<unsigned*>(part_n + rows * parts);
+        MSA_CUDA_CHECK(cudaMemsetAsync(done, 0, static_cast<size_t>(rows) * sizeof(unsigned), stream));
+        const size_t smem = (2 * static_cast<size_t>(parts) + 1) * cap_max * sizeof(int32_t);
+        ensure_dynamic_smem<topk_decode_parts_kernel>(smem);
+        topk_decode_parts_kernel<<<dim3(parts, static_cast<unsigned>(rows)), 32, smem, stream>>>(
+            scores, nb, op.q_offset, op.n_groups, op.k_top, op.sink, op.block, op.slots, op.sel, part_s, part_i,
+            part_n, done);
     } else if (rows < 2L * sm_count()) {
         constexpr int kWpr = 32;
         const size_t smem = static_cast<size_t>(std::max(op.k_top, 1)) * sizeof(int32_t);

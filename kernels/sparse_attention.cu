@@ -37,9 +37,20 @@ bool is_decode(const SparseAttentionOp& op) {
 int choose_splits(const SparseAttentionOp& op) { return is_decode(op) ? std::max(1, op.slots) : 1; }
 
 // ---- block-major ------------------------------------------------------------
-// Partials of one window of tokens at most this large: 2 GiB is 8K tokens of
-// MiniMax-M3 (4 groups x 16 slots x 16 heads x 128 x bf16 per token).
-constexpr size_t kPartialBudget = size_t(2) << 30;
+// Bytes of partials one window of tokens may take: a 16th of the device's
+// memory, at most 8 GiB (32K tokens of MiniMax-M3: 4 groups x 16 slots x 16
+// heads x 128 x bf16 per token). Larger windows mean longer reverse-index lists,
+// so fewer part-filled 64-entry chunks and fewer passes.
+// MSA_BLOCK_MAJOR_WINDOW_MIB overrides it (to measure).
+size_t partial_budget() {
+    static const size_t bytes = [] {
+        if (const char* e = std::getenv("MSA_BLOCK_MAJOR_WINDOW_MIB")) return static_cast<size_t>(std::atol(e)) << 20;
+        size_t free_b = 0, total_b = 0;
+        MSA_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+        return std::clamp<size_t>(total_b / 16, size_t(256) << 20, size_t(8) << 30);
+    }();
+    return bytes;
+}
 
 bool block_major_fits(const SparseAttentionOp& op) {
     const int r = op.n_heads / op.n_kv_heads;
@@ -72,7 +83,7 @@ BlockMajorLayout block_major_layout(const SparseAttentionOp& op) {
     const size_t nb = (static_cast<size_t>(op.n_kv) + op.block - 1) / op.block;
     const size_t per_token = G * S * (r * op.head_dim * 2 + r * 8 + 4);
     BlockMajorLayout L;
-    L.window = static_cast<int>(std::min<size_t>(op.n_q, std::max<size_t>(1, kPartialBudget / per_token)));
+    L.window = static_cast<int>(std::min<size_t>(op.n_q, std::max<size_t>(1, partial_budget() / per_token)));
     auto take = [&](size_t bytes) {
         size_t at = L.total;
         L.total += (bytes + 255) / 256 * 256;

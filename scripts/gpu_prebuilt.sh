@@ -58,18 +58,23 @@ tune)
 j=json.load(sys.stdin)
 for r in j["rows"]: print("  ", r["context"], "index", round(r["index_ms"],3), "main", round(r["main_ms"],3))
 for r in j.get("decode_rows",[]): print("   decode", r["context"], "step", round(r["sparse_ms"],4), "index", round(r["index_ms"],4), "scores", round(r["index_scores_ms"],4), "main", round(r["main_ms"],4), "dense step", round(r["dense_ms"],4))'
-    for o in ${ORDERS:-token block}; do
+    for o in ${ORDERS-token block}; do
         log "MSA_SPARSE_ORDER=$o"
         MSA_SPARSE_ORDER=$o timeout 200 $BIN/msascope-cli bench --preset msa-m3 --context ${TUNE_CONTEXT:-8K,32K,128K} \
             --no-peers --max-dense-context 0 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
     done
-    for v in ${INDEX_TILES:-wg4}; do
+    for w in ${WINDOWS_MIB:-}; do
+        log "MSA_BLOCK_MAJOR_WINDOW_MIB=$w"
+        MSA_BLOCK_MAJOR_WINDOW_MIB=$w timeout 150 $BIN/msascope-cli bench --preset msa-m3 --context 32K,128K \
+            --no-peers --max-dense-context 0 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
+    done
+    for v in ${INDEX_TILES-wg4}; do
         log "MSA_INDEX_TILE=$v"
         MSA_INDEX_TILE=$v timeout 150 $BIN/msascope-cli bench --preset msa-m3 --context 32K,128K \
             --no-peers --max-dense-context 0 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
     done
     # decode variants, each an env assignment (or "default")
-    for v in ${DECODE_VARIANTS:-default MSA_INDEX_DECODE=tile MSA_INDEX_DECODE_STEP=8}; do
+    for v in ${DECODE_VARIANTS-default MSA_INDEX_DECODE=tile MSA_INDEX_DECODE_STEP=8}; do
         log "decode $v"
         env $([ "$v" = default ] || echo "$v") timeout 150 $BIN/msascope-cli bench --preset msa-m3 --context 128K,1M \
             --decode --no-peers --max-dense-context 0 --reps 1 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
@@ -93,6 +98,22 @@ for k in j.get("kernels", []):
 for (ctx, ph, name), (n, ms, regs, grid) in agg.items():
     print(f"  {ctx} {ph:7s} {name:40s} x{n:<4d} {ms:9.4f} ms  regs {regs} grid {grid}")
 PY
+    ;;
+ncu)
+    mkdir -p "$OUT"
+    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
+    NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    [ -z "$NCU" ] && { echo "ncu not found"; continue; }
+    log "ncu ${NCU_KERNEL:-block_major_attend_kernel} at ${NCU_CONTEXT:-32K}"
+    timeout 240 $NCU --clock-control none --kernel-name regex:${NCU_KERNEL:-block_major_attend_kernel} --launch-skip 2 \
+        --launch-count 1 --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats \
+        --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
+        --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
+        $BIN/msascope-cli bench --preset msa-m3 --context ${NCU_CONTEXT:-32K} --no-peers --max-dense-context 0 --reps 1 \
+        >"$OUT/ncu.txt" 2>&1
+    echo "ncu rc=$?"
+    grep -E "Duration|Compute \(SM\) Throughput|Memory Throughput|L1/TEX Hit|L2 Hit|DRAM Throughput|Issue Slots Busy|Warp Cycles Per Issued|Achieved Occupancy|Theoretical Occupancy|Shared Memory|Registers Per|highest-utilized|Block Limit" "$OUT/ncu.txt" | head -24
+    grep -E "issue_stalled" "$OUT/ncu.txt" | awk '{print $NF, $1}' | sort -gr | head -8
     ;;
 bench)
     mkdir -p "$OUT"
