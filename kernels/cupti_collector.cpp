@@ -23,7 +23,6 @@ struct Tag {
     std::string phase, name;
     double flops = 0, bytes = 0;
     int layer = -1;
-    bool cost_taken = false;
     cudaEvent_t begin = nullptr, end = nullptr;  // event mode only
 };
 
@@ -187,17 +186,41 @@ std::vector<KernelRecord> KernelCollector::stop() {
         out = std::move(impl_->records);
         std::sort(out.begin(), out.end(),
                   [](const KernelRecord& a, const KernelRecord& b) { return a.correlation_id < b.correlation_id; });
+        // A tag's analytic cost belongs to the kernel that does its arithmetic.
+        // An op may launch several kernels under one tag (block-major sparse
+        // attention: count, plan, fill, attend, merge, once per window), so the
+        // kernel name with the most time in the tag takes the cost, split over its
+        // launches by duration; the helpers keep 0 (shown as '-'), and the sum over
+        // the tag is still the op's cost. It goes by time: in a short decode step
+        // the top-k outlasts the scorer and takes the index's cost.
+        std::map<int, std::map<std::string, double>> ms_by_name;  // tag -> kernel name -> ms
         for (auto& r : out) {
             auto it = impl_->corr_to_tag.find(r.correlation_id);
             if (it == impl_->corr_to_tag.end()) continue;
-            Tag& t = impl_->tags[it->second];
+            const Tag& t = impl_->tags[it->second];
             r.phase = t.phase;
             r.layer = t.layer;
-            if (!t.cost_taken) {
-                r.flops = t.flops;
-                r.bytes = t.bytes;
-                t.cost_taken = true;
-            }
+            ms_by_name[it->second][r.name] += r.ms();
+        }
+        std::map<int, std::pair<std::string, double>> costed;  // tag -> (kernel name, its total ms)
+        for (const auto& [tag, names] : ms_by_name) {
+            auto best = std::max_element(names.begin(), names.end(),
+                                         [](const auto& a, const auto& b) { return a.second < b.second; });
+            costed[tag] = {best->first, best->second};
+        }
+        std::map<int, int> launches;  // of the costed kernel, for a split when no time was recorded
+        for (const auto& r : out) {
+            auto it = impl_->corr_to_tag.find(r.correlation_id);
+            if (it != impl_->corr_to_tag.end() && r.name == costed[it->second].first) ++launches[it->second];
+        }
+        for (auto& r : out) {
+            auto it = impl_->corr_to_tag.find(r.correlation_id);
+            if (it == impl_->corr_to_tag.end() || r.name != costed[it->second].first) continue;
+            const Tag& t = impl_->tags[it->second];
+            const double total = costed[it->second].second;
+            const double share = total > 0 ? r.ms() / total : 1.0 / launches[it->second];
+            r.flops = t.flops * share;
+            r.bytes = t.bytes * share;
         }
         if (impl_->dropped)
             std::fprintf(stderr, "msascope: warning: CUPTI dropped %llu kernel records\n",
@@ -258,7 +281,6 @@ LaunchTag::LaunchTag(const char* phase, const char* name, double flops, double b
         cudaEventCreate(&t.begin);
         cudaEventCreate(&t.end);
         cudaEventRecord(t.begin, static_cast<cudaStream_t>(stream));
-        t.cost_taken = true;
     }
     index_ = static_cast<int>(g_impl->tags.size());
     g_impl->tags.push_back(std::move(t));

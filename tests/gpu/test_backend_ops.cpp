@@ -481,4 +481,39 @@ TEST(KernelCollector, EventFallbackRecordsTaggedLaunches) {
     check_records(false);
 }
 
+// An op of several kernels under one tag (block-major: count, plan, fill,
+// attend, merge): its analytic FLOPs land on the attend launches only and
+// still add up to the op's count.
+TEST(KernelCollector, MultiKernelOpCostGoesToItsArithmeticKernel) {
+    REQUIRE_GPU();
+    Case c{1000, 2, 16, 128, 4, 0, 128, msa::Scorer::max, 1};
+    Inputs in = make_inputs(c, 11);
+    msa::IndexInputs idx = make_index(c, in, 12);
+    msa::Selection sel = msa::select_blocks(msa::score_blocks(idx, c.block, c.scorer, 0x5eed, threads()), c.k, c.sink,
+                                            c.block);
+    std::vector<float> out(in.q.size());
+    msa::cuda::KernelCollector collector(true);
+    collector.start();
+    msa::cuda::sparse_attention(in.qkv(), sel, c.block, out.data(), msa::SparseOrder::block_major);
+    auto recs = collector.stop();
+    if (!collector.using_cupti()) GTEST_SKIP() << "CUPTI unavailable (one record per op): " << collector.warning();
+    double sum = 0;
+    int costed = 0, sparse = 0;
+    for (const auto& r : recs) {
+        if (r.phase != "sparse") continue;
+        ++sparse;
+        sum += r.flops;
+        if (r.flops > 0) {
+            ++costed;
+            EXPECT_NE(r.name.find("block_major_attend_kernel"), std::string::npos) << r.name;
+        }
+    }
+    EXPECT_GE(sparse, 5) << "count, plan, fill, attend, merge";
+    EXPECT_GE(costed, 1);
+    double keys = 0;  // the analytic count: min(k * B, visible keys) per query
+    for (int t = 0; t < c.n; ++t) keys += std::min(c.k * c.block, t + 1);
+    const double expect = 4.0 * c.groups * c.r * c.d * keys;
+    EXPECT_NEAR(sum, expect, expect * 1e-9);
+}
+
 }  // namespace
