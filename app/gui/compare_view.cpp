@@ -48,13 +48,17 @@ void metric_row(const char* name, double a, double b) {
     ImGui::TableNextRow();
     ImGui::TableNextColumn();
     fitted_cell(name, ImGui::GetStyleColorVec4(ImGuiCol_Text));
-    ImGui::TableNextColumn();
-    ImGui::TextUnformatted(table_number(a, false).c_str());
-    ImGui::TableNextColumn();
-    ImGui::TextUnformatted(table_number(b, false).c_str());
+    // A side without the metric (a run without perplexity, a stage it skipped)
+    // shows '-', and so do its delta and ratio.
+    for (double v : {a, b}) {
+        ImGui::TableNextColumn();
+        if (std::isfinite(v)) ImGui::TextUnformatted(table_number(v, false).c_str());
+        else ImGui::TextDisabled("-");
+    }
     double delta = b - a, rel = a != 0 ? delta / std::abs(a) : NAN;
     ImGui::TableNextColumn();
-    ImGui::TextColored(delta_colour(rel), "%s", table_number(delta, true).c_str());
+    if (std::isfinite(delta)) ImGui::TextColored(delta_colour(rel), "%s", table_number(delta, true).c_str());
+    else ImGui::TextDisabled("-");
     ImGui::TableNextColumn();
     if (std::isfinite(rel)) ImGui::TextColored(delta_colour(rel), "%+.1f%%", rel * 100);
     else ImGui::TextDisabled("-");
@@ -143,11 +147,20 @@ void CompareView::tables(App& app, float height) {
     // Kernel deltas.
     ImGui::BeginChild("kernels", ImVec2(col, height), true);
     ImGui::TextUnformatted("kernel time, ms (B - A)");
+    // NaN = the run has no such kernel or stage (shown as '-', not as 0 ms);
+    // a stage of 0 ms is one the run skipped (no perplexity pass, say).
     std::map<std::string, std::pair<double, double>> ms;
-    for (const KernelRecord& k : a.kernels) ms[k.name].first += k.ms();
-    for (const KernelRecord& k : b.kernels) ms[k.name].second += k.ms();
-    for (const StageTiming& s : a.timings) ms["stage: " + s.name].first += s.ms;
-    for (const StageTiming& s : b.timings) ms["stage: " + s.name].second += s.ms;
+    auto add = [&](const std::string& name, bool first, double v) {
+        auto& slot = ms.emplace(name, std::make_pair(NAN, NAN)).first->second;
+        double& x = first ? slot.first : slot.second;
+        x = std::isnan(x) ? v : x + v;
+    };
+    for (const KernelRecord& k : a.kernels) add(k.name, true, k.ms());
+    for (const KernelRecord& k : b.kernels) add(k.name, false, k.ms());
+    for (const StageTiming& s : a.timings)
+        if (s.ms > 0) add("stage: " + s.name, true, s.ms);
+    for (const StageTiming& s : b.timings)
+        if (s.ms > 0) add("stage: " + s.name, false, s.ms);
     if (ms.empty()) ImGui::TextDisabled("neither run has kernels or stage timings");
     else if (ImGui::BeginTable("ker", 5, ImGuiTableFlags_RowBg | ImGuiTableFlags_ScrollY | ImGuiTableFlags_SizingStretchProp)) {
         ImGui::TableSetupScrollFreeze(0, 1);
