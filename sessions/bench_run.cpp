@@ -180,6 +180,12 @@ void BenchRecorder::finish(const json& warnings, const json& peers) {
     writer_.finish_run(run_);
 }
 
+std::string context_label(int64_t n) {
+    if (n >= (int64_t(1) << 20) && n % (int64_t(1) << 20) == 0) return std::to_string(n >> 20) + "M";
+    if (n >= 1024 && n % 1024 == 0) return std::to_string(n >> 10) + "K";
+    return std::to_string(n);
+}
+
 int64_t write_bench_run(Writer& writer, const json& bench, const std::string& source) {
     if (!bench.is_object() || !bench.contains("rows") || !bench["rows"].is_array())
         throw InputError("not a bench result: no \"rows\" array (expected `msascope-cli bench --json` output)");
@@ -278,7 +284,10 @@ void add_bench_comparison(json& comparison, const BenchRun& a, const BenchRun& b
                 if (std::isnan(va) && std::isnan(vb)) continue;
                 const double delta = vb - va;
                 const double rel = (std::isfinite(va) && va != 0 && std::isfinite(vb)) ? delta / std::fabs(va) : NAN;
-                metrics.push_back({{"name", std::string(table) + " " + std::to_string(context) + " " + key},
+                // "8K sparse_ms", "decode 1M speedup": short enough for the compare page's
+                // name column, which elides in the middle and would cut the context.
+                const std::string prefix = std::string(table) == "decode" ? "decode " : "";
+                metrics.push_back({{"name", prefix + context_label(context) + " " + key},
                                    {"a", number_or_null(va)},
                                    {"b", number_or_null(vb)},
                                    {"delta", number_or_null(delta)},

@@ -56,6 +56,10 @@ private:
     uint64_t clock_ns_ = 0;
 };
 
+// A context length as the tables say it: 8K, 128K, 1M (exact multiples of
+// 1024 and 2^20), else the number.
+std::string context_label(int64_t n);
+
 // A whole `bench --json` object into one run (rows matched to decode rows and
 // kernels by context). Returns the run id. InputError when `bench` is not a
 // bench result (no "rows" array or no "shape").

@@ -445,3 +445,15 @@ TEST(Text, OneCharacterLabelKeepsEverySegment) {
     EXPECT_EQ(lit, 14);
     EXPECT_EQ(image.pixels[(size_t(5) * image.width + 0) * 4], 255) << "lower-left stroke of '8' missing";
 }
+
+TEST(Layout, ShortKernelNamesDropReturnTypeNamespacesAndParameters) {
+    using msa::viz::short_kernel_name;
+    EXPECT_EQ(short_kernel_name("void msa::kern::attn_fwd_kernel<128, 4, 64, 2>(msa::kern::AttnParams)"),
+              "attn_fwd_kernel<128, 4, 64, 2>");
+    EXPECT_EQ(short_kernel_name("void msa::kern::(anonymous namespace)::index_decode_kernel<128, 4, false>("
+                                "msa::kern::IndexTopkOp, float*, int, int)"),
+              "index_decode_kernel<128, 4, false>");
+    EXPECT_EQ(short_kernel_name("msa::kern::topk_decode_parts_kernel(float const*, int, int)"), "topk_decode_parts_kernel");
+    EXPECT_EQ(short_kernel_name("dense attention"), "dense attention");  // event-mode tag names stay
+    EXPECT_EQ(short_kernel_name("void f<(int)3>(int)"), "f<(int)3>");
+}

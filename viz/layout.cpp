@@ -80,4 +80,18 @@ std::string elide(const std::string& text, float max_width, const std::function<
     return keep(lo);
 }
 
+std::string short_kernel_name(const std::string& name) {
+    std::string s = name;
+    if (s.rfind("void ", 0) == 0) s.erase(0, 5);
+    for (const std::string drop : {"(anonymous namespace)::", "msa::kern::"})
+        for (size_t at; (at = s.find(drop)) != std::string::npos;) s.erase(at, drop.size());
+    int depth = 0;  // cut at the parameter list: the first '(' outside template brackets
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '<') ++depth;
+        else if (s[i] == '>') --depth;
+        else if (s[i] == '(' && depth == 0 && i > 0) return s.substr(0, i);
+    }
+    return s;
+}
+
 }  // namespace msa::viz

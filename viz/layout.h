@@ -42,4 +42,10 @@ enum class Cut { middle, end };
 std::string elide(const std::string& text, float max_width, const std::function<float(const std::string&)>& width_of,
                   Cut where = Cut::middle);
 
+// A demangled CUDA kernel name as tables show it: no return type, no
+// msa::kern:: or anonymous-namespace qualifiers, no parameter list
+// ("void msa::kern::attn_fwd_kernel<128, 4, 64, 2>(msa::kern::AttnParams)" ->
+// "attn_fwd_kernel<128, 4, 64, 2>"); other names unchanged.
+std::string short_kernel_name(const std::string& name);
+
 }  // namespace msa::viz

@@ -155,8 +155,8 @@ void CompareView::tables(App& app, float height) {
         double& x = first ? slot.first : slot.second;
         x = std::isnan(x) ? v : x + v;
     };
-    for (const KernelRecord& k : a.kernels) add(k.name, true, k.ms());
-    for (const KernelRecord& k : b.kernels) add(k.name, false, k.ms());
+    for (const KernelRecord& k : a.kernels) add(viz::short_kernel_name(k.name), true, k.ms());
+    for (const KernelRecord& k : b.kernels) add(viz::short_kernel_name(k.name), false, k.ms());
     for (const StageTiming& s : a.timings)
         if (s.ms > 0) add("stage: " + s.name, true, s.ms);
     for (const StageTiming& s : b.timings)
@@ -182,6 +182,10 @@ void CompareView::heatmaps(App& app, float height) {
     float col = (w - 16) / 3;
     float img_h = height - 22;
     int iw = static_cast<int>(col), ih = static_cast<int>(img_h);
+    if (!ca && !cb) {
+        ImGui::TextDisabled("Neither run kept a layer's block scores (a bench run keeps none): no heatmaps to compare.");
+        return;
+    }
     if (!ca || !cb) {
         ImGui::TextDisabled("Layer %d is captured in %s only: pick a layer both runs captured.", layer, ca ? "A" : "B");
         return;

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "core/flops.h"
+#include "sessions/bench_run.h"
 #include "sessions/export.h"
 
 namespace msa::gui {
@@ -44,12 +45,7 @@ std::vector<KernelStats> kernel_stats(const RunResult& run) {
     return out;
 }
 
-std::string context_label(double n) {
-    const long long c = static_cast<long long>(n);
-    if (c >= (1 << 20) && c % (1 << 20) == 0) return std::to_string(c >> 20) + "M";
-    if (c >= 1024 && c % 1024 == 0) return std::to_string(c >> 10) + "K";
-    return std::to_string(c);
-}
+std::string context_label(double n) { return sessions::context_label(static_cast<int64_t>(n)); }
 
 double row_number(const nlohmann::json& row, const char* key) {
     return row.contains(key) && row[key].is_number() ? row[key].get<double>() : NAN;
@@ -133,7 +129,7 @@ void ProfileView::kernel_table(const RunResult& run, float height) {
         const KernelRecord& k = *s.first;
         ImGui::TableNextRow();
         ImGui::TableNextColumn();
-        ImGui::TextUnformatted(s.name.c_str());
+        ImGui::TextUnformatted(viz::short_kernel_name(s.name).c_str());
         if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s\nphase %s", s.name.c_str(), k.phase.c_str());
         if (by_context) {
             ImGui::TableNextColumn();
