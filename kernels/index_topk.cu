@@ -436,9 +436,10 @@ __device__ __forceinline__ void warp_best(float& bs, int& bi) {
 // its blocks (8 per lane, kept sorted in registers), which takes its best `cap`
 // by a tournament of its lanes' heads (one warp reduction per pick) and writes
 // them out; the row's last part to finish (an atomic count) merges the parts'
-// lists the same way and writes the selection. With one 1024-thread CTA per
-// row the 4 rows of a decode step sat on 4 SMs, 32 warps each taking turns at
-// the issue slots: 20-25 us on the H200 (NOTES_cuda.md).
+// lists the same way and writes the selection. Measured on the H200: 19 us at
+// 128K and 1M, against 20-25 us for one 1024-thread CTA per row; even a row of
+// 64 blocks takes ~17 us, so dependent memory round trips (load, fence, atomic,
+// reload), not the ranking, set its time (NOTES_cuda.md, steps 18-19).
 constexpr int kTopkPartBlocks = 256;  // 8 per lane
 constexpr int kTopkMaxParts = 64;     // the merge: two lists per lane
 
