@@ -216,7 +216,8 @@ void run_dense(kern::DenseAttentionOp op, cudaStream_t stream) {
     LaunchTag tag("dense", "dense_attention", flops, bytes, stream);
     kern::dense_attention_launch(op, stream);
 }
-void run_sparse(kern::SparseAttentionOp op, DeviceBuffer* scratch_cache, cudaStream_t stream) {
+void run_sparse(kern::SparseAttentionOp op, DeviceBuffer* scratch_cache, cudaStream_t stream,
+                const char* phase = "sparse") {
     size_t need = kern::sparse_attention_scratch_bytes(op);
     DeviceBuffer local;
     DeviceBuffer* scratch = scratch_cache ? scratch_cache : &local;
@@ -224,10 +225,10 @@ void run_sparse(kern::SparseAttentionOp op, DeviceBuffer* scratch_cache, cudaStr
     op.scratch = scratch->data();
     op.scratch_bytes = scratch->bytes();
     double bytes = 0, flops = sparse_cost(op, &bytes);
-    LaunchTag tag("sparse", "sparse_attention", flops, bytes, stream);
+    LaunchTag tag(phase, "sparse_attention", flops, bytes, stream);
     kern::sparse_attention_launch(op, stream);
 }
-void run_index(kern::IndexTopkOp op, DeviceBuffer* scratch_cache, cudaStream_t stream) {
+void run_index(kern::IndexTopkOp op, DeviceBuffer* scratch_cache, cudaStream_t stream, const char* phase = "index") {
     size_t need = kern::index_topk_scratch_bytes(op);
     DeviceBuffer local;
     DeviceBuffer* scratch = scratch_cache ? scratch_cache : &local;
@@ -235,7 +236,7 @@ void run_index(kern::IndexTopkOp op, DeviceBuffer* scratch_cache, cudaStream_t s
     op.scratch = scratch->data();
     op.scratch_bytes = scratch->bytes();
     double bytes = 0, flops = index_cost(op, &bytes);
-    LaunchTag tag("index", "index_topk", flops, bytes, stream);
+    LaunchTag tag(phase, "index_topk", flops, bytes, stream);
     kern::index_topk_launch(op, stream);
 }
 }  // namespace
@@ -568,22 +569,28 @@ struct AttentionBench::State {
         op.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
         return op;
     }
+    // Median over reps of the event-timed run(stream), divided by per_run (the
+    // launches one run makes).
+    template <class F>
+    double median_ms(int reps, cudaStream_t st, int per_run, F&& run) {
+        std::vector<float> ms;
+        for (int i = 0; i < std::max(1, reps); ++i) {
+            MSA_CUDA_CHECK(cudaEventRecord(e0, st));
+            run();
+            MSA_CUDA_CHECK(cudaEventRecord(e1, st));
+            MSA_CUDA_CHECK(cudaEventSynchronize(e1));
+            float t = 0;
+            MSA_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+            ms.push_back(t / static_cast<float>(per_run));
+        }
+        std::sort(ms.begin(), ms.end());
+        return ms[ms.size() / 2];
+    }
     template <class F>
     double time(int reps, F&& launch) {
         launch();  // warm-up (and first-launch attribute setup)
         MSA_CUDA_CHECK(cudaDeviceSynchronize());
-        std::vector<float> ms;
-        for (int i = 0; i < std::max(1, reps); ++i) {
-            MSA_CUDA_CHECK(cudaEventRecord(e0));
-            launch();
-            MSA_CUDA_CHECK(cudaEventRecord(e1));
-            MSA_CUDA_CHECK(cudaEventSynchronize(e1));
-            float t = 0;
-            MSA_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-            ms.push_back(t);
-        }
-        std::sort(ms.begin(), ms.end());
-        return ms[ms.size() / 2];
+        return median_ms(reps, nullptr, 1, launch);
     }
     // launch(stream) captured once into a CUDA graph, then `inner` back-to-back
     // replays per timed sample: how a serving engine runs a decode step, with
@@ -604,21 +611,13 @@ struct AttentionBench::State {
         MSA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
         MSA_CUDA_CHECK(cudaGraphLaunch(exec, st));
         MSA_CUDA_CHECK(cudaStreamSynchronize(st));
-        std::vector<float> ms;
-        for (int i = 0; i < std::max(1, reps); ++i) {
-            MSA_CUDA_CHECK(cudaEventRecord(e0, st));
+        const double ms = median_ms(reps, st, inner, [&] {
             for (int j = 0; j < inner; ++j) MSA_CUDA_CHECK(cudaGraphLaunch(exec, st));
-            MSA_CUDA_CHECK(cudaEventRecord(e1, st));
-            MSA_CUDA_CHECK(cudaEventSynchronize(e1));
-            float t = 0;
-            MSA_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-            ms.push_back(t / static_cast<float>(inner));
-        }
+        });
         MSA_CUDA_CHECK(cudaGraphExecDestroy(exec));
         MSA_CUDA_CHECK(cudaGraphDestroy(graph));
         MSA_CUDA_CHECK(cudaStreamDestroy(st));
-        std::sort(ms.begin(), ms.end());
-        return ms[ms.size() / 2];
+        return ms;
     }
 };
 
@@ -731,16 +730,8 @@ std::vector<KernelRecord> AttentionBench::profile(bool prefer_cupti, std::string
         kern::dense_attention_launch(op, nullptr);
     }
     if (decode) {  // one decode step, kernel by kernel
-        auto iop = with_scratch(s_->index_op(true), s_->index_scratch);
-        double bytes = 0, flops = index_cost(iop, &bytes);
-        {
-            LaunchTag tag("decode", "index_topk", flops, bytes, nullptr);
-            kern::index_topk_launch(iop, nullptr);
-        }
-        auto sop = with_scratch(s_->sparse_op(true), s_->sparse_scratch);
-        flops = sparse_cost(sop, &bytes);
-        LaunchTag tag("decode", "sparse_attention", flops, bytes, nullptr);
-        kern::sparse_attention_launch(sop, nullptr);
+        run_index(s_->index_op(true), &s_->index_scratch, nullptr, "decode");
+        run_sparse(s_->sparse_op(true), &s_->sparse_scratch, nullptr, "decode");
     }
     auto records = collector.stop();
     if (warning) *warning = collector.warning();

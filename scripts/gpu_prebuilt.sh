@@ -32,6 +32,13 @@ for w in j.get("warnings", []): print("warning:", w[:300])
 PY
 }
 
+# Every step but pack runs the carried binaries on the device machine.
+needs_device=0
+for step in "${steps[@]}"; do [ "$step" = pack ] || needs_device=1; done
+if [ $needs_device = 1 ]; then
+    mkdir -p "$OUT"
+    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
+fi
 for step in "${steps[@]}"; do
 case $step in
 pack)
@@ -42,8 +49,6 @@ pack)
     du -sh $BIN
     ;;
 test)
-    mkdir -p "$OUT"
-    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
     log "msa_gpu_tests ${TEST_FILTER:-default}"
     timeout ${TEST_TIMEOUT:-300} $BIN/msa_gpu_tests --gtest_color=no --gtest_filter="${TEST_FILTER:-Tiny/*:Small/*:BackendOpsErrors.*}" \
@@ -52,8 +57,6 @@ test)
     grep -E "^\[  (PASSED|FAILED) |FAILED  \]|tests ran|worst NMSE|^  [a-z_]+ +[0-9.e+-]+" "$OUT/tests.log" | head -40
     ;;
 tune)
-    mkdir -p "$OUT"
-    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
     brief='import json,sys
 j=json.load(sys.stdin)
 for r in j["rows"]: print("  ", r["context"], "index", round(r["index_ms"],3), "main", round(r["main_ms"],3))
@@ -82,8 +85,6 @@ for r in j.get("decode_rows",[]): print("   decode", r["context"], "step", round
     tail -3 "$OUT/tune.err"
     ;;
 profile)
-    mkdir -p "$OUT"
-    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
     log "CUPTI kernel records at ${PROFILE_CONTEXT:-128K,1M} (no peers, no dense)"
     timeout 200 $BIN/msascope-cli bench --preset msa-m3 --context ${PROFILE_CONTEXT:-128K,1M} --decode --profile --no-peers \
         --max-dense-context 0 --reps 1 --json >"$OUT/profile.json" 2>>"$OUT/profile.err"
@@ -100,8 +101,6 @@ for (ctx, ph, name), (n, ms, regs, grid) in agg.items():
 PY
     ;;
 ncu)
-    mkdir -p "$OUT"
-    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
     NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
     [ -z "$NCU" ] && { echo "ncu not found"; continue; }
     log "ncu ${NCU_KERNEL:-block_major_attend_kernel} at ${NCU_CONTEXT:-32K}"
@@ -116,16 +115,12 @@ ncu)
     grep -E "issue_stalled" "$OUT/ncu.txt" | awk '{print $NF, $1}' | sort -gr | head -8
     ;;
 bench)
-    mkdir -p "$OUT"
-    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
     log "bench msa-m3 ${BENCH_CONTEXT:-8K,32K,128K} with peers"
     timeout 480 $BIN/msascope-cli bench --preset msa-m3 --context ${BENCH_CONTEXT:-8K,32K,128K} --decode --profile --json \
         >"$OUT/bench.json" 2>"$OUT/bench.err"
     echo "bench rc=$?"; tail -3 "$OUT/bench.err"; summary "$OUT/bench.json"
     ;;
 bench-1m)
-    mkdir -p "$OUT"
-    export LD_LIBRARY_PATH="$PWD/$BIN:$(cuda_libs):${LD_LIBRARY_PATH:-}"
     log "bench msa-m3 1M (SDPA measured once)"
     timeout 400 $BIN/msascope-cli bench --preset msa-m3 --context 1M --max-dense-context 0 --sdpa-always --no-flex \
         --reps 1 --decode --json >"$OUT/bench_1m.json" 2>"$OUT/bench_1m.err"
