@@ -424,6 +424,24 @@ TEST(BackendOpsErrors, RejectsUnsupportedHeadDim) {
     EXPECT_THROW(msa::cuda::dense_attention(in.qkv(), out.data()), msa::InputError);
 }
 
+// Block-major keeps one token's r heads in one m16 tile and a block in one
+// staged tile: asked for it explicitly past those limits, the op says so.
+TEST(BackendOpsErrors, BlockMajorRejectsLargeGroupsAndBlocks) {
+    REQUIRE_GPU();
+    for (const Case& c : {Case{300, 1, 32, 64, 2, 0, 128, S::max, 0}, Case{300, 1, 4, 64, 2, 0, 256, S::max, 0}}) {
+        Inputs in = make_inputs(c, 3);
+        msa::IndexInputs idx = make_index(c, in, 4);
+        msa::Selection sel = msa::select_blocks(msa::score_blocks(idx, c.block, c.scorer, 0x5eed, threads()), c.k,
+                                                c.sink, c.block);
+        std::vector<float> out(in.q.size());
+        EXPECT_THROW(msa::cuda::sparse_attention(in.qkv(), sel, c.block, out.data(), msa::SparseOrder::block_major),
+                     msa::InputError)
+            << c.name();
+        // The automatic choice falls back to token-major instead.
+        EXPECT_NO_THROW(msa::cuda::sparse_attention(in.qkv(), sel, c.block, out.data())) << c.name();
+    }
+}
+
 TEST(BackendOpsErrors, RejectsSelectionOutOfRange) {
     REQUIRE_GPU();
     Case c{200, 1, 2, 64, 2, 0, 128, S::max, 0};
