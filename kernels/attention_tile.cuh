@@ -74,6 +74,8 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
     constexpr bool kQInSmem = MT > 1;
     static_assert(KN % 16 == 0 && D % 16 == 0, "tile shape");
     extern __shared__ __align__(128) unsigned char smem_raw[];
+    wait_on_prior_grid();  // decode launches this programmatically after the top-k
+    allow_dependent_launch();
     bf16* ks = reinterpret_cast<bf16*>(smem_raw);
     bf16* vs = ks + KN * D;
     bf16* qs = vs + KN * D;  // [ROWS][D] when kQInSmem
@@ -107,7 +109,21 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
         // Merge the ascending selections of the CTA's tokens (lane i follows token
         // tok_lo + i); the ballot records which tokens chose each block.
         const int n_tok = tok_hi - tok_lo + 1;
-        if (warp == 0) {
+        if (n_tok == 1 && p.slots <= 32) {
+            // One token (decode; prefill with r = 16 and one warp): its ascending,
+            // -1-padded selection row is the list; no merge rounds.
+            if (warp == 0) {
+                const int32_t* row = p.sel + (static_cast<long>(tok_lo) * G + g) * p.slots;
+                const int b = lane < p.slots ? row[lane] : -1;
+                const unsigned have = __ballot_sync(0xffffffffu, b >= 0);
+                const int at = __popc(have & ((1u << lane) - 1u));  // padding anywhere is skipped
+                if (b >= 0 && at < p.max_union) {
+                    u_blk[at] = b;
+                    u_mask[at] = 1u;
+                }
+                if (lane == 0) s_count = min(__popc(have), p.max_union);
+            }
+        } else if (warp == 0) {
             const int32_t* row = p.sel + (static_cast<long>(tok_lo + lane) * G + g) * p.slots;
             int ptr = 0;
             int cur = INT_MAX;
@@ -138,10 +154,12 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
         __syncthreads();
         n_items = s_count;
     }
-    const int per_split = (n_items + p.n_splits - 1) / p.n_splits;
-    const int item_lo = min(n_items, blockIdx.z * per_split);
-    const int item_hi = min(n_items, item_lo + per_split);
-    const int n_chunks = sparse ? (item_hi - item_lo) * cpb : (item_hi - item_lo);
+    // Splits cut the chunk list (not the block list): decode spreads one
+    // token's few selected blocks over more CTAs than there are blocks.
+    const int total_chunks = sparse ? n_items * cpb : n_items;
+    const int per_split = (total_chunks + p.n_splits - 1) / p.n_splits;
+    const int chunk_lo = min(total_chunks, static_cast<int>(blockIdx.z) * per_split);
+    const int n_chunks = min(total_chunks, chunk_lo + per_split) - chunk_lo;
 
     // ---- this thread's rows: i = 2 * mt + (0: lane / 4, 1: lane / 4 + 8) ----
     // Only the positions live across the key loop; the rest is recomputed where
@@ -201,11 +219,11 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
 
     auto chunk_range = [&](int i, int& k0, int& k1, uint32_t& mask) {
         if (!sparse) {
-            k0 = (item_lo + i) * KN;
+            k0 = (chunk_lo + i) * KN;
             k1 = min(k0 + KN, p.n_kv);
             mask = 0xffffffffu;
         } else {
-            int u = item_lo + i / cpb, sub = i % cpb;
+            int u = (chunk_lo + i) / cpb, sub = (chunk_lo + i) % cpb;
             int b = u_blk[u];
             k0 = b * p.block + sub * KN;
             k1 = min(min(b * p.block + p.block, p.n_kv), k0 + KN);
@@ -394,6 +412,7 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
 // Merges split-K partials: one thread per (row, channel).
 template <int D>
 __global__ void attn_combine_kernel(const float* part_o, const float* part_ml, bf16* out, long nrows, int n_splits) {
+    wait_on_prior_grid();
     long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
     if (i >= nrows * D) return;
     long row = i / D;
@@ -449,15 +468,18 @@ void launch_attention_tile(AttnParams p, cudaStream_t stream) {
     ensure_dynamic_smem<kernel>(smem);
     long rows = static_cast<long>(p.n_q) * p.group;
     dim3 grid(static_cast<unsigned>((rows + ROWS - 1) / ROWS), p.n_kv_heads, p.n_splits);
-    kernel<<<grid, WARPS * 32, smem, stream>>>(p);
-    MSA_CUDA_CHECK(cudaGetLastError());
-    if (p.n_splits > 1) {
-        long nrows = static_cast<long>(p.n_q) * p.n_heads;
-        long total = nrows * D;
-        attn_combine_kernel<D><<<static_cast<unsigned>((total + 255) / 256), 256, 0, stream>>>(
-            p.part_o, p.part_ml, p.out, nrows, p.n_splits);
+    if (p.n_splits == 1) {
+        kernel<<<grid, WARPS * 32, smem, stream>>>(p);
         MSA_CUDA_CHECK(cudaGetLastError());
+        return;
     }
+    // Split-K is the decode path: the split and the combine are launched
+    // programmatically (they wait for their predecessor's memory in-kernel).
+    launch_dependent(kernel, grid, dim3(WARPS * 32), smem, stream, p);
+    const long nrows = static_cast<long>(p.n_q) * p.n_heads;
+    launch_dependent(attn_combine_kernel<D>, dim3(static_cast<unsigned>((nrows * D + 255) / 256)), dim3(256), 0,
+                     stream, static_cast<const float*>(p.part_o), static_cast<const float*>(p.part_ml), p.out, nrows,
+                     p.n_splits);
 }
 
 // Tokens one CTA of `rows` rows can touch when each token owns r rows (the

@@ -26,7 +26,11 @@ __device__ __forceinline__ uint4 load_stream16(const bf16* p) {
 // 16-byte loads in flight per lane. HI: rows 8..15 exist (more than 8 rows).
 template <int D, int STEP, bool HI>
 __global__ void __launch_bounds__(kWarps * 32) index_decode_kernel(const IndexTopkOp op, float* scores, int nb,
-                                                                 int blocks_per_warp) {
+                                                                 int blocks_per_warp, unsigned* counters,
+                                                                 int n_counters) {
+    allow_dependent_launch();  // the top-k waits for this grid's completion anyway
+    if (blockIdx.x == 0 && blockIdx.y == 0)
+        for (int i = threadIdx.x; i < n_counters; i += blockDim.x) counters[i] = 0;
     constexpr int J = D / 32;  // 16-byte loads per lane per key
     const int lane = threadIdx.x % 32, c = lane % 4, m = lane / 4;
     const int kh = blockIdx.y;
@@ -121,7 +125,7 @@ __global__ void __launch_bounds__(kWarps * 32) index_decode_kernel(const IndexTo
 }
 
 template <int D, int STEP, bool HI>
-void launch(const IndexTopkOp& op, float* scores, int nb, cudaStream_t stream) {
+void launch(const IndexTopkOp& op, float* scores, int nb, cudaStream_t stream, unsigned* counters, int n_counters) {
     constexpr auto kernel = index_decode_kernel<D, STEP, HI>;
     static const int ctas_per_sm = [] {
         int n = 0;
@@ -134,7 +138,7 @@ void launch(const IndexTopkOp& op, float* scores, int nb, cudaStream_t stream) {
     const int per_warp = static_cast<int>(std::max<long>(1, (nb + resident_warps - 1) / std::max(1L, resident_warps)));
     const int warps = (nb + per_warp - 1) / per_warp;
     dim3 grid((warps + kWarps - 1) / kWarps, op.n_key_heads);
-    kernel<<<grid, kWarps * 32, 0, stream>>>(op, scores, nb, per_warp);
+    kernel<<<grid, kWarps * 32, 0, stream>>>(op, scores, nb, per_warp, counters, n_counters);
     MSA_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -149,28 +153,29 @@ bool deep_step() {
 }
 
 template <int D>
-void dispatch(const IndexTopkOp& op, float* scores, int nb, cudaStream_t stream) {
+void dispatch(const IndexTopkOp& op, float* scores, int nb, cudaStream_t stream, unsigned* counters, int n_counters) {
     const int rows = op.n_q * (op.n_groups / op.n_key_heads);
     if (rows > 8)
-        launch<D, 4, true>(op, scores, nb, stream);
+        launch<D, 4, true>(op, scores, nb, stream, counters, n_counters);
     else if (deep_step())
-        launch<D, 8, false>(op, scores, nb, stream);
+        launch<D, 8, false>(op, scores, nb, stream, counters, n_counters);
     else
-        launch<D, 4, false>(op, scores, nb, stream);
+        launch<D, 4, false>(op, scores, nb, stream, counters, n_counters);
 }
 
 }  // namespace
 
-void index_decode_scores_launch(const IndexTopkOp& op, float* scores, cudaStream_t stream) {
+void index_decode_scores_launch(const IndexTopkOp& op, float* scores, cudaStream_t stream, unsigned* counters,
+                                int n_counters) {
     const int rows = op.n_q * (op.n_groups / op.n_key_heads);
     if (rows > kIndexDecodeRows) throw InputError("cuda decode index: more than 16 rows per key head");
     if (op.pool != IndexPool::max && op.pool != IndexPool::mean)
         throw InputError("cuda decode index: max or mean pooling only");
     const int nb = (op.n_kv + op.block - 1) / op.block;
     if (op.dim == 128)
-        dispatch<128>(op, scores, nb, stream);
+        dispatch<128>(op, scores, nb, stream, counters, n_counters);
     else if (op.dim == 64)
-        dispatch<64>(op, scores, nb, stream);
+        dispatch<64>(op, scores, nb, stream, counters, n_counters);
     else
         throw InputError("cuda decode index: dim " + std::to_string(op.dim) + " not supported (64 or 128)");
 }

@@ -30,6 +30,9 @@ constexpr int kIndexDecodeRows = 16;
 // pooled score (max or mean, scaled), -inf for blocks after the row's own.
 // Needs op.n_q * (op.n_groups / op.n_key_heads) <= kIndexDecodeRows and
 // op.pool max or mean.
-void index_decode_scores_launch(const IndexTopkOp& op, float* scores, cudaStream_t stream);
+// counters[0 .. n_counters) are zeroed on the way (the decode top-k's
+// per-row part counts: one memset node fewer in a decode step's graph).
+void index_decode_scores_launch(const IndexTopkOp& op, float* scores, cudaStream_t stream,
+                                unsigned* counters = nullptr, int n_counters = 0);
 
 }  // namespace msa::kern

@@ -10,46 +10,11 @@
 #include "core/errors.h"
 #include "kernels/cuda_check.h"
 #include "kernels/index_decode.cuh"
+#include "kernels/index_pipelined.cuh"
+#include "kernels/index_select.cuh"
 #include "kernels/index_topk.cuh"
 
 namespace msa::kern {
-
-struct IndexParams {
-    const bf16* q;
-    const bf16* k;
-    int n_q, q_offset, n_kv, n_groups, n_key_heads;
-    float scale;
-    int block, pool, k_top, sink, slots, nb;
-    int32_t* sel;
-    float* scores;
-    int n_splits;
-    int cand_cap;
-};
-
-// Forced blocks of a query at position pos: the local block, plus block 0 with sink.
-__device__ __forceinline__ int forced_count(int local, int sink) { return (sink && local > 0) ? 2 : 1; }
-
-// Writes one selection row: sink block (if forced), the candidates ascending, the
-// local block; or every visible block when the query sees <= k of them.
-__device__ void write_selection(int32_t* out, int slots, int local, int k_top, int sink, int32_t* cand_id, int n_cand) {
-    int n = 0;
-    if (local + 1 <= k_top) {
-        for (int b = 0; b <= local && n < slots; ++b) out[n++] = b;
-    } else {
-        for (int i = 1; i < n_cand; ++i) {  // insertion sort, n_cand <= k - 1
-            int x = cand_id[i], j = i - 1;
-            while (j >= 0 && cand_id[j] > x) {
-                cand_id[j + 1] = cand_id[j];
-                --j;
-            }
-            cand_id[j + 1] = x;
-        }
-        if (sink && local > 0) out[n++] = 0;
-        for (int i = 0; i < n_cand; ++i) out[n++] = cand_id[i];
-        out[n++] = local;
-    }
-    for (; n < slots; ++n) out[n] = -1;
-}
 
 // MT m16 tiles per warp: each K fragment read from shared memory feeds MT MMAs,
 // which is what bounds this kernel at MT = 1 (one ldmatrix.x4 per two MMAs
@@ -164,23 +129,8 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) index_topk_kernel(const 
         }
         if (p.scores) p.scores[(static_cast<long>(tok[r]) * p.n_groups + grp[r]) * p.nb + b] = score;
         if (p.sel && visible && b < loc[r] && !(p.sink && b == 0) && cap[r] > 0) {
-            float* cs = cand_s + lrow[r] * p.cand_cap;
-            int32_t* ci = cand_i + lrow[r] * p.cand_cap;
-            int at;
-            if (cnt[r] < cap[r]) {
-                at = cnt[r]++;
-            } else if (score > cs[cap[r] - 1]) {
-                at = cap[r] - 1;
-            } else {
-                return;
-            }
-            while (at > 0 && cs[at - 1] < score) {
-                cs[at] = cs[at - 1];
-                ci[at] = ci[at - 1];
-                --at;
-            }
-            cs[at] = score;
-            ci[at] = b;
+            if (cnt[r] == cap[r] && !(score > cand_s[lrow[r] * p.cand_cap + cap[r] - 1])) return;
+            insert_candidate(cand_s + lrow[r] * p.cand_cap, cand_i + lrow[r] * p.cand_cap, cnt[r], cap[r], score, b);
         }
     };
 
@@ -302,18 +252,7 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) index_topk_kernel(const 
             cp_async_wait<STAGES - 2>();
             fence_proxy_async();
             __syncthreads();
-            issue(0, sa);
-            int i = 0;
-            for (; i + 2 < n_chunks; i += 2) {
-                step(i, sa, sb);
-                step(i + 1, sb, sa);
-            }
-            if (i + 1 < n_chunks) {
-                step(i, sa, sb);
-                last_step(i + 1, sb);
-            } else {
-                last_step(i, sa);
-            }
+            ping_pong_chunks(n_chunks, sa, sb, issue, step, last_step);
         }
 #else
         __trap();  // the launcher takes this path only where sm_90a code exists
@@ -449,6 +388,8 @@ __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scor
                                                               unsigned* done) {
     constexpr int V = kTopkPartBlocks / 32;
     extern __shared__ unsigned char topk_smem[];
+    wait_on_prior_grid();  // the scores and the zeroed counters
+    allow_dependent_launch();
     const int cap_max = max(k_top, 1);
     const int n_parts = gridDim.x, part = blockIdx.x, lane = threadIdx.x;
     float* merge_s = reinterpret_cast<float*>(topk_smem);          // [n_parts][cap_max]
@@ -674,13 +615,18 @@ bool wgmma_available() {
 // (128 rows) sharing each staged chunk with registers capped for 2 CTAs per SM
 // (the earlier 8-warp try ran uncapped at 155 registers, one CTA per SM): 128K
 // 40.6 -> 34.0 ms, 32K 3.09 -> 2.58 ms; half the key bytes staged per score.
-// `wg4` selects the one-warpgroup kernel. Decode has its own kernel
-// (index_decode.cu).
-enum class IndexTile { wgmma, wgmma_4stage, wgmma_2wg, wgmma_2wg_4stage, w4k64, mt2, kn128, w8 };
+// `wg4` selects the one-warpgroup kernel. Since session 4 the default where a
+// block is whole 64-key chunks is the pipelined tile (index_pipelined.cuh:
+// bulk copies on mbarriers instead of cp.async and a barrier per chunk);
+// `wg8` selects the two-warpgroup cp.async tile it replaced, `pipe5` the
+// pipelined tile with 5 stages. Decode has its own kernel (index_decode.cu).
+enum class IndexTile { pipelined, pipelined_5stage, wgmma, wgmma_4stage, wgmma_2wg, wgmma_2wg_4stage, w4k64, mt2, kn128, w8 };
 IndexTile index_tile(bool decode) {
     static const IndexTile forced = [] {
         const char* e = std::getenv("MSA_INDEX_TILE");
         const std::string v = e ? e : "";
+        if (v == "wg8") return IndexTile::wgmma_2wg;
+        if (v == "pipe5") return IndexTile::pipelined_5stage;
         if (v == "mma") return IndexTile::w4k64;
         if (v == "wg4stage") return IndexTile::wgmma_4stage;
         if (v == "wg4") return IndexTile::wgmma;
@@ -688,12 +634,49 @@ IndexTile index_tile(bool decode) {
         if (v == "mt2") return IndexTile::mt2;
         if (v == "kn128") return IndexTile::kn128;
         if (v == "w8") return IndexTile::w8;
-        return IndexTile::wgmma_2wg;
+        return IndexTile::pipelined;
     }();
     if (decode) return IndexTile::w4k64;
-    const bool wgmma = forced == IndexTile::wgmma || forced == IndexTile::wgmma_4stage || forced == IndexTile::wgmma_2wg ||
-                       forced == IndexTile::wgmma_2wg_4stage;
+    const bool wgmma = forced != IndexTile::w4k64 && forced != IndexTile::mt2 && forced != IndexTile::kn128 &&
+                       forced != IndexTile::w8;
     return wgmma && !wgmma_available() ? IndexTile::w4k64 : forced;
+}
+
+// The pipelined tile takes prefill with max/mean pooling where a block is whole
+// 64-key chunks; other blocks fall back to the two-warpgroup cp.async tile.
+bool use_pipelined(const IndexTopkOp& op) {
+    if (op.pool != IndexPool::max && op.pool != IndexPool::mean) return false;
+    if (use_decode_path(op) || op.block % kIndexChunkKeys != 0) return false;
+    const IndexTile t = index_tile(false);
+    return t == IndexTile::pipelined || t == IndexTile::pipelined_5stage;
+}
+// The swizzled copy of k_idx the pipelined tile streams from: whole blocks of chunks.
+size_t swizzled_keys_bytes(const IndexTopkOp& op) {
+    if (!use_pipelined(op)) return 0;
+    const size_t chunks = static_cast<size_t>(n_blocks_of(op)) * (op.block / kIndexChunkKeys);
+    return static_cast<size_t>(op.n_key_heads) * chunks * kIndexChunkKeys * op.dim * sizeof(bf16) + 1024;
+}
+
+template <int D, int STAGES, bool MEAN>
+void launch_pipelined(const IndexParams& p, const IndexTopkOp& op, void* scratch, cudaStream_t stream) {
+#if defined(MSASCOPE_CUDA_SM90A)
+    bf16* kswz = reinterpret_cast<bf16*>((reinterpret_cast<uintptr_t>(scratch) + 1023) & ~uintptr_t(1023));
+    const int n_chunks = p.nb * (p.block / kIndexChunkKeys);
+    const long pieces = static_cast<long>(op.n_key_heads) * n_chunks * kIndexChunkKeys * (D / 8);
+    index_swizzle_keys_kernel<<<static_cast<unsigned>((pieces + 255) / 256), 256, 0, stream>>>(
+        op.k, op.n_kv, op.n_key_heads, D, n_chunks, kswz);
+    MSA_CUDA_CHECK(cudaGetLastError());
+    constexpr auto kernel = index_topk_pipelined_kernel<D, STAGES, MEAN>;
+    const size_t smem = IndexPipelinedSmem<D, STAGES>::bytes(p.cand_cap);
+    ensure_dynamic_smem<kernel>(smem);
+    const int rows = op.n_q * (op.n_groups / op.n_key_heads);
+    dim3 grid((rows + 127) / 128, op.n_key_heads, 1);
+    kernel<<<grid, 256, smem, stream>>>(p, kswz, n_chunks);
+    MSA_CUDA_CHECK(cudaGetLastError());
+#else
+    (void)p, (void)op, (void)scratch, (void)stream;
+    throw InputError("cuda index: the pipelined tile needs sm_90a code");
+#endif
 }
 
 template <int D>
@@ -716,7 +699,8 @@ void dispatch_fused(const IndexParams& p, int rows, int n_key_heads, int n_split
 }
 
 template <int D>
-void launch_fused(const IndexTopkOp& op, float* scores, int32_t* sel, int n_splits, bool decode, cudaStream_t stream) {
+void launch_fused(const IndexTopkOp& op, float* scores, int32_t* sel, int n_splits, bool decode, void* scratch,
+                  cudaStream_t stream) {
     IndexParams p{};
     p.q = op.q;
     p.k = op.k;
@@ -736,6 +720,12 @@ void launch_fused(const IndexTopkOp& op, float* scores, int32_t* sel, int n_spli
     p.scores = scores;
     p.n_splits = n_splits;
     p.cand_cap = sel ? std::max(0, op.k_top - 1) : 0;
+    if (!decode && use_pipelined(op)) {
+        if (p.pool == 1) return launch_pipelined<D, 4, true>(p, op, scratch, stream);
+        if (index_tile(false) == IndexTile::pipelined_5stage)
+            return launch_pipelined<D, 5, false>(p, op, scratch, stream);
+        return launch_pipelined<D, 4, false>(p, op, scratch, stream);
+    }
     dispatch_fused<D>(p, op.n_q * (op.n_groups / op.n_key_heads), op.n_key_heads, n_splits, decode, stream);
 }
 
@@ -759,6 +749,7 @@ size_t index_topk_scratch_bytes(const IndexTopkOp& op) {
     if (needs_score_buffer(op) && !op.scores) bytes += static_cast<size_t>(op.n_q) * op.n_groups * nb * sizeof(float);
     if (op.pool == IndexPool::quest) bytes += 2 * static_cast<size_t>(op.n_key_heads) * nb * op.dim * sizeof(float) + 256;
     bytes += decode_topk_scratch_bytes(op);
+    bytes += swizzled_keys_bytes(op);
     return bytes;
 }
 
@@ -780,10 +771,22 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
         scores = reinterpret_cast<float*>(scratch);
         scratch += static_cast<size_t>(op.n_q) * op.n_groups * nb * sizeof(float);
     }
+    // The decode top-k's scratch, after whatever the scorer took: the parts'
+    // lists and the per-row counters.
+    const long rows = static_cast<long>(op.n_q) * op.n_groups;
+    const int parts = (nb + kTopkPartBlocks - 1) / kTopkPartBlocks;
+    const int cap_max = std::max(op.k_top, 1);
+    auto part_s = [&] { return reinterpret_cast<float*>(scratch); };
+    auto part_i = [&] { return reinterpret_cast<int*>(part_s() + rows * parts * cap_max); };
+    auto part_n = [&] { return part_i() + rows * parts * cap_max; };
+    auto done = [&] { return reinterpret_cast<unsigned*>(part_n() + rows * parts); };
+    bool counters_zeroed = false;
     if (op.pool == IndexPool::max || op.pool == IndexPool::mean) {
         bool decode = use_decode_path(op);
         if (decode && !decode_on_prefill_tile()) {
-            index_decode_scores_launch(op, scores, stream);
+            counters_zeroed = decode_topk_on_parts(op);
+            index_decode_scores_launch(op, scores, stream, counters_zeroed ? done() : nullptr,
+                                       counters_zeroed ? static_cast<int>(rows) : 0);
         } else {
             int splits = 1;
             if (decode) {
@@ -793,9 +796,9 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
             }
             int32_t* sel = decode ? nullptr : op.sel;
             if (op.dim == 128)
-                launch_fused<128>(op, scores, sel, splits, decode, stream);
+                launch_fused<128>(op, scores, sel, splits, decode, scratch, stream);
             else
-                launch_fused<64>(op, scores, sel, splits, decode, stream);
+                launch_fused<64>(op, scores, sel, splits, decode, scratch, stream);
         }
         if (!decode || !op.sel) return;
     } else {
@@ -819,20 +822,14 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
         MSA_CUDA_CHECK(cudaGetLastError());
         if (!op.sel) return;
     }
-    const long rows = static_cast<long>(op.n_q) * op.n_groups;
     if (decode_topk_on_parts(op)) {
-        const int parts = (nb + kTopkPartBlocks - 1) / kTopkPartBlocks;
-        const int cap_max = std::max(op.k_top, 1);
-        float* part_s = reinterpret_cast<float*>(scratch);
-        int* part_i = reinterpret_cast<int*>(part_s + rows * parts * cap_max);
-        int* part_n = part_i + rows * parts * cap_max;
-        unsigned* done = reinterpret_cast<unsigned*>(part_n + rows * parts);
-        MSA_CUDA_CHECK(cudaMemsetAsync(done, 0, static_cast<size_t>(rows) * sizeof(unsigned), stream));
+        if (!counters_zeroed)
+            MSA_CUDA_CHECK(cudaMemsetAsync(done(), 0, static_cast<size_t>(rows) * sizeof(unsigned), stream));
         const size_t smem = (2 * static_cast<size_t>(parts) + 1) * cap_max * sizeof(int32_t);
         ensure_dynamic_smem<topk_decode_parts_kernel>(smem);
-        topk_decode_parts_kernel<<<dim3(parts, static_cast<unsigned>(rows)), 32, smem, stream>>>(
-            scores, nb, op.q_offset, op.n_groups, op.k_top, op.sink, op.block, op.slots, op.sel, part_s, part_i,
-            part_n, done);
+        launch_dependent(topk_decode_parts_kernel, dim3(parts, static_cast<unsigned>(rows)), dim3(32), smem, stream,
+                         static_cast<const float*>(scores), nb, op.q_offset, op.n_groups, op.k_top, op.sink, op.block,
+                         op.slots, op.sel, part_s(), part_i(), part_n(), done());
     } else if (rows < 2L * sm_count()) {
         constexpr int kWpr = 32;
         const size_t smem = static_cast<size_t>(std::max(op.k_top, 1)) * sizeof(int32_t);

@@ -104,6 +104,54 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 // after wgmma_wait cannot be hoisted above it (the asm "rewrites" it there).
 __device__ __forceinline__ void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
 
+// ---- mbarriers and bulk copies (the pipelined index tile) ----
+// A bulk copy (cp.async.bulk) moves one contiguous run of global memory into
+// shared memory through the async proxy and counts its bytes on an mbarrier
+// (complete_tx); one thread issues it, so the loads cost the consumer warps no
+// address arithmetic and no CTA-wide barrier. The shared::cluster form is the
+// only one sm_90 has; a CTA's own shared window is part of its cluster's.
+__device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+// Makes initialised mbarriers visible to the async proxy (the bulk copies' completions).
+__device__ __forceinline__ void fence_mbarrier_init() {
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// The waits spin inside one asm statement and the single-thread operations
+// are predicated inside theirs: a C++ loop or branch that the compiler sees as
+// divergent while a wgmma is in flight makes ptxas serialise the wgmmas
+// (warning C7518, "WG.DP in divergent path"), which undoes the overlap of one
+// chunk's MMAs with the previous chunk's pooling.
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
+    asm volatile(
+        "{\n.reg .pred p;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+        "@!p bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)),
+        "r"(parity)
+        : "memory");
+}
+__device__ __forceinline__ void mbar_arrive_if(bool pred, uint64_t* bar) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %0, 0;\n"
+        "@p mbarrier.arrive.shared::cta.b64 _, [%1];\n}\n" ::"r"(static_cast<int>(pred)),
+        "r"(smem_addr(bar))
+        : "memory");
+}
+// If pred: wait until the stage's previous use has completed on `empty`
+// (parity; a fresh barrier passes parity 1 at once), then arm `full` for
+// `bytes` and start the bulk copy into the stage.
+__device__ __forceinline__ void bulk_refill_if(bool pred, uint64_t* empty, unsigned parity, uint64_t* full, void* dst,
+                                               const void* src, unsigned bytes) {
+    asm volatile(
+        "{\n.reg .pred p, q;\nsetp.ne.b32 p, %0, 0;\n@!p bra DONE_%=;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 q, [%1], %2;\n@!q bra WAIT_%=;\n"
+        "mbarrier.arrive.expect_tx.shared::cta.b64 _, [%3], %6;\n"
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%4], [%5], %6, [%3];\n"
+        "DONE_%=:\n}\n" ::"r"(static_cast<int>(pred)),
+        "r"(smem_addr(empty)), "r"(parity), "r"(smem_addr(full)), "r"(smem_addr(dst)), "l"(src), "r"(bytes)
+        : "memory");
+}
+
 // Descriptor of a K-major, 128-byte-swizzled operand in shared memory: start
 // address >> 4, leading offset unused for swizzled K-major (1), stride between
 // 8-row groups 1024 B, layout type 1 = SWIZZLE_128B. A k16 step inside the
@@ -111,6 +159,27 @@ __device__ __forceinline__ void fence_operand(float& r) { asm volatile("" : "+f"
 __device__ __forceinline__ uint64_t sw128_desc(const void* p) {
     const uint64_t addr = smem_addr(p);
     return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((1024ull >> 4) << 32) | (1ull << 62);
+}
+
+// Drives a two-accumulator wgmma pipeline over chunks 0 .. n-1 (n > 0): chunk
+// i's scores land in sa (even i) or sb (odd i); step(i, cur, next) issues chunk
+// i + 1 into `next`, waits for chunk i and consumes `cur`; last(i, cur) waits
+// for and consumes the final chunk. The unrolled pair keeps every accumulator
+// index static (registers, not local memory).
+template <class Acc, class Issue, class Step, class Last>
+__device__ __forceinline__ void ping_pong_chunks(int n, Acc& sa, Acc& sb, Issue&& issue, Step&& step, Last&& last) {
+    issue(0, sa);
+    int i = 0;
+    for (; i + 2 < n; i += 2) {
+        step(i, sa, sb);
+        step(i + 1, sb, sa);
+    }
+    if (i + 1 < n) {
+        step(i, sa, sb);
+        last(i + 1, sb);
+    } else {
+        last(i, sa);
+    }
 }
 
 // D[64 x 64] (+)= A[64 x 16] * B[16 x 64]: A from registers (each warp of the
@@ -132,6 +201,20 @@ __device__ __forceinline__ void wgmma_m64n64k16(float (&d)[8][4], const uint32_t
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate));
 }
 #endif
+
+// Programmatic dependent launch (launch_dependent in cuda_check.h): no-ops for
+// a plain launch and below sm_90.
+__device__ __forceinline__ void wait_on_prior_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+// Lets the next kernel (if launched programmatically) start its CTAs now.
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
 
 // 2^x as the bare MUFU.EX2 (ex2.approx.ftz: 2^-22 relative error, subnormal
 // results flushed to 0). exp2f without --use_fast_math wraps the same

@@ -34,7 +34,26 @@ bool is_decode(const SparseAttentionOp& op) {
     long rows = static_cast<long>(op.n_q) * (op.n_heads / op.n_kv_heads);
     return (rows + 15) / 16 * op.n_kv_heads < sms;
 }
-int choose_splits(const SparseAttentionOp& op) { return is_decode(op) ? std::max(1, op.slots) : 1; }
+// Decode: keys per split-K piece (MSA_DECODE_SPLIT_KEYS=32 | 64 | 128). A
+// one-warp CTA per selected block (128, the default) leaves 64 CTAs for
+// MiniMax-M3's 4 groups x 16 blocks and chains four dependent K/V loads per
+// CTA; 32-key pieces give 256 CTAs with one K and one V load each but 4x the
+// partials for the combine. Measured on the H200 (graph step at 1M, session
+// 4): main 0.0294 / 0.0248 / 0.0228 ms for 32 / 64 / 128 keys: the combine's
+// extra reads cost more than the shorter chains save.
+int decode_split_keys() {
+    static const int keys = [] {
+        const char* e = std::getenv("MSA_DECODE_SPLIT_KEYS");
+        const int v = e ? std::atoi(e) : 128;
+        return v == 32 || v == 64 ? v : 128;
+    }();
+    return keys;
+}
+int choose_splits(const SparseAttentionOp& op) {
+    if (!is_decode(op)) return 1;
+    const int keys = decode_split_keys();
+    return std::max(1, op.slots * ((op.block + keys - 1) / keys));
+}
 
 // ---- block-major ------------------------------------------------------------
 // Bytes of partials one window of tokens may take: a 16th of the device's
@@ -192,6 +211,7 @@ void sparse_attention_launch(const SparseAttentionOp& op, cudaStream_t stream) {
     }
     const int r = op.n_heads / op.n_kv_heads;
     Tile t = tile_choice();
+    if (is_decode(op)) t = decode_split_keys() == 32 ? Tile::w1k32 : Tile::w1k64;  // a piece is whole chunks
     if (max_tokens(tile_rows(t), r) > 32) t = Tile::w1k64;  // one lane per token in the union merge
     AttnParams p;
     copy_attention_shape(op, p);

@@ -397,6 +397,7 @@ INSTANTIATE_TEST_SUITE_P(Tiny, BackendOps,
                                            Case{129, 2, 16, 128, 1, 1, 128, S::max, 0},
                                            Case{129, 3, 1, 64, 16, 0, 64, S::mean, 0},
                                            Case{300, 2, 4, 64, 2, 1, 32, S::max, 1},
+                                           Case{300, 2, 4, 128, 2, 0, 256, S::max, 1},
                                            Case{129, 2, 3, 128, 2, 1, 16, S::quest, 0},
                                            Case{129, 2, 4, 64, 2, 0, 16, S::random, 0}),
                          case_name);

@@ -1,0 +1,62 @@
+#pragma once
+// Device pieces every index kernel shares: the launch parameters, the forced
+// blocks, the sorted candidate list and the selection row it becomes.
+#include <cstdint>
+
+#include "kernels/mma_utils.cuh"
+
+namespace msa::kern {
+
+struct IndexParams {
+    const bf16* q;
+    const bf16* k;
+    int n_q, q_offset, n_kv, n_groups, n_key_heads;
+    float scale;
+    int block, pool, k_top, sink, slots, nb;
+    int32_t* sel;
+    float* scores;
+    int n_splits;
+    int cand_cap;
+};
+
+// Forced blocks of a query at position pos: the local block, plus block 0 with sink.
+__device__ __forceinline__ int forced_count(int local, int sink) { return (sink && local > 0) ? 2 : 1; }
+
+// Writes one selection row: sink block (if forced), the candidates ascending, the
+// local block; or every visible block when the query sees <= k of them.
+__device__ inline void write_selection(int32_t* out, int slots, int local, int k_top, int sink, int32_t* cand_id, int n_cand) {
+    int n = 0;
+    if (local + 1 <= k_top) {
+        for (int b = 0; b <= local && n < slots; ++b) out[n++] = b;
+    } else {
+        for (int i = 1; i < n_cand; ++i) {  // insertion sort, n_cand <= k - 1
+            int x = cand_id[i], j = i - 1;
+            while (j >= 0 && cand_id[j] > x) {
+                cand_id[j + 1] = cand_id[j];
+                --j;
+            }
+            cand_id[j + 1] = x;
+        }
+        if (sink && local > 0) out[n++] = 0;
+        for (int i = 0; i < n_cand; ++i) out[n++] = cand_id[i];
+        out[n++] = local;
+    }
+    for (; n < slots; ++n) out[n] = -1;
+}
+
+// Inserts (score, b) into a row's candidate list, sorted by score descending,
+// ties kept in arrival order (ascending block id: strict '<' when shifting).
+// When the list is full the caller has checked score > cs[cap - 1]; the last
+// entry drops out.
+__device__ __forceinline__ void insert_candidate(float* cs, int32_t* ci, int& cnt, int cap, float score, int b) {
+    int at = cnt < cap ? cnt++ : cap - 1;
+    while (at > 0 && cs[at - 1] < score) {
+        cs[at] = cs[at - 1];
+        ci[at] = ci[at - 1];
+        --at;
+    }
+    cs[at] = score;
+    ci[at] = b;
+}
+
+}  // namespace msa::kern
