@@ -371,80 +371,124 @@ __device__ __forceinline__ void warp_best(float& bs, int& bi) {
     }
 }
 
+// One warp picks the `cap` best entries, by (score desc, id asc), of s/id[0..n)
+// in shared memory (id INT_MAX = empty) into out_s/out_i, sorted; returns how
+// many. The entries are compacted in place (s/id are clobbered).
+//
+// Why not `cap` tournament rounds (the parts kernel below): each round is a
+// chain of 5 dependent shuffles, and 2 x 15 rounds made the decode top-k one
+// warp's ~3,000-instruction dependency chain (ncu: 21 us at 1M, 5.8 cycles per
+// issued instruction). Here the chain is short: the cap-th best of the 32
+// lanes' own bests is a threshold at or below the cap-th best entry (cap lanes
+// hold an entry at least that good), the entries at or above it are the only
+// candidates (a handful on real scores), and each candidate's rank is a count
+// over the candidates, all lanes in parallel.
+__device__ int warp_select_top(float* s, int* id, int n, int cap, float* out_s, int* out_i) {
+    if (cap <= 0) return 0;
+    const int lane = threadIdx.x % 32;
+    float bs = 0.f;
+    int bi = INT_MAX;
+    for (int j = lane; j < n; j += 32)
+        if (ranks_before(s[j], id[j], bs, bi)) {
+            bs = s[j];
+            bi = id[j];
+        }
+    int rank = 0;
+#pragma unroll 8
+    for (int o = 0; o < 32; ++o) rank += ranks_before(__shfl_sync(0xffffffffu, bs, o), __shfl_sync(0xffffffffu, bi, o), bs, bi);
+    float ts = 0.f;
+    int ti = INT_MAX;  // no threshold: fewer than cap entries, all are candidates
+    if (__popc(__ballot_sync(0xffffffffu, bi != INT_MAX)) >= cap) {
+        const int src = __ffs(__ballot_sync(0xffffffffu, bi != INT_MAX && rank == cap - 1)) - 1;
+        ts = __shfl_sync(0xffffffffu, bs, src);
+        ti = __shfl_sync(0xffffffffu, bi, src);
+    }
+    int n_cand = 0;
+    for (int base = 0; base < n; base += 32) {
+        const int j = base + lane;
+        float x = 0.f;
+        int xi = INT_MAX;
+        if (j < n) {
+            x = s[j];
+            xi = id[j];
+        }
+        const bool keep = xi != INT_MAX && (ti == INT_MAX || !ranks_before(ts, ti, x, xi));
+        const unsigned m = __ballot_sync(0xffffffffu, keep);  // every lane has read its entry
+        if (keep) {
+            const int at = n_cand + __popc(m & ((1u << lane) - 1u));  // at <= j: in place is safe
+            s[at] = x;
+            id[at] = xi;
+        }
+        n_cand += __popc(m);
+    }
+    __syncwarp();
+    for (int c = lane; c < n_cand; c += 32) {
+        const float x = s[c];
+        const int xi = id[c];
+        int r = 0;
+        for (int d = 0; d < n_cand; ++d) r += ranks_before(s[d], id[d], x, xi);
+        if (r < cap) {
+            out_s[r] = x;
+            out_i[r] = xi;
+        }
+    }
+    __syncwarp();
+    return min(n_cand, cap);
+}
+
 // Decode top-k, spread over the SMs: part p of a row is one warp over 256 of
-// its blocks (8 per lane, kept sorted in registers), which takes its best `cap`
-// by a tournament of its lanes' heads (one warp reduction per pick) and writes
-// them out; the row's last part to finish (an atomic count) merges the parts'
-// lists the same way and writes the selection. Measured on the H200: 19 us at
-// 128K and 1M, against 20-25 us for one 1024-thread CTA per row; even a row of
-// 64 blocks takes ~17 us, so dependent memory round trips (load, fence, atomic,
-// reload), not the ranking, set its time (NOTES_cuda.md, steps 18-19).
-constexpr int kTopkPartBlocks = 256;  // 8 per lane
-constexpr int kTopkMaxParts = 64;     // the merge: two lists per lane
+// its blocks, which picks its best `cap` (warp_select_top) and writes them
+// out; the row's last part to finish (an atomic count) picks the row's best
+// `cap` from the parts' lists the same way and writes the selection.
+// Measured on the H200 at 1M (32 parts x 4 rows): 21 us with an 8-value sort
+// per lane and `cap` tournament rounds per part and again in the merge (one
+// warp's dependency chain, ncu: 5.8 cycles per issued instruction); one
+// 1024-thread CTA per row with warp_select_top took twice that (4 SMs do all
+// the work). This version (CUPTI): 11.7 / 11.3 / 13.4 / 21 us at 8K / 32K /
+// 128K / 1M, against 17 / - / 19 / 21 for the tournament (NOTES_cuda.md,
+// steps 30-32).
+constexpr int kTopkPartBlocks = 256;
+constexpr int kTopkMaxParts = 64;  // the merge stages n_parts * k entries in shared memory
 
 __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scores, int nb, int q_offset, int n_groups,
                                                               int k_top, int sink, int block, int slots, int32_t* sel,
                                                               float* part_s, int* part_i, int* part_n,
                                                               unsigned* done) {
-    constexpr int V = kTopkPartBlocks / 32;
     extern __shared__ unsigned char topk_smem[];
     wait_on_prior_grid();  // the scores and the zeroed counters
     allow_dependent_launch();
     const int cap_max = max(k_top, 1);
     const int n_parts = gridDim.x, part = blockIdx.x, lane = threadIdx.x;
-    float* merge_s = reinterpret_cast<float*>(topk_smem);          // [n_parts][cap_max]
-    int* merge_i = reinterpret_cast<int*>(merge_s + n_parts * cap_max);
-    int* picks = merge_i + n_parts * cap_max;                         // [cap_max]
+    // With at least `cap` parts the merge stores entry e of part p at
+    // e * lanes + p, so that each lane holds whole lists and its best is a list
+    // head: the threshold is the cap-th best head and few entries pass it
+    // (part-major, a lane would hold the e-th entries of many lists and the
+    // threshold would let hundreds by: 1M top-k 38 us vs 21). With fewer parts
+    // there would be fewer than `cap` heads, no threshold and every entry a
+    // candidate, so the lists stay part-major (128K step 0.041 vs 0.050 ms).
+    const int lanes = (n_parts + 31) / 32 * 32;
+    const int n_entries = max(kTopkPartBlocks, lanes * cap_max);
+    float* es = reinterpret_cast<float*>(topk_smem);  // the part's blocks, then the parts' lists
+    int* ei = reinterpret_cast<int*>(es + n_entries);
+    float* pick_s = reinterpret_cast<float*>(ei + n_entries);  // [cap_max]
+    int* pick_i = reinterpret_cast<int*>(pick_s + cap_max);
     const long row = blockIdx.y;
     const int t = static_cast<int>(row / n_groups);
     const int loc = (q_offset + t) / block;
     const int cap = max(0, k_top - forced_count(loc, sink));
     if (loc + 1 <= k_top) {  // every visible block is taken: no ranking
-        if (part == 0 && lane == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, picks, 0);
+        if (part == 0 && lane == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, 0);
         return;
     }
-    float v[V];
-    int id[V];
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-        const int b = part * kTopkPartBlocks + j * 32 + lane;
+    for (int j = lane; j < kTopkPartBlocks; j += 32) {
+        const int b = part * kTopkPartBlocks + j;
         const bool ok = b < loc && !(sink && b == 0);
-        v[j] = ok ? scores[row * nb + b] : 0.f;
-        id[j] = ok ? b : INT_MAX;
+        es[j] = ok ? scores[row * nb + b] : 0.f;
+        ei[j] = ok ? b : INT_MAX;
     }
-#pragma unroll
-    for (int a = 0; a < V; ++a)
-#pragma unroll
-        for (int j = 0; j + 1 < V - a; ++j)
-            if (ranks_before(v[j + 1], id[j + 1], v[j], id[j])) {
-                const float tv = v[j];
-                v[j] = v[j + 1];
-                v[j + 1] = tv;
-                const int ti = id[j];
-                id[j] = id[j + 1];
-                id[j + 1] = ti;
-            }
+    __syncwarp();
     const long mine = row * n_parts + part;
-    int n = 0;
-    for (; n < cap; ++n) {
-        float bs = v[0];
-        int bi = id[0];
-        warp_best(bs, bi);
-        if (bi == INT_MAX) break;
-        if (id[0] == bi) {  // the winner's lane moves to its next block
-#pragma unroll
-            for (int j = 0; j + 1 < V; ++j) {
-                v[j] = v[j + 1];
-                id[j] = id[j + 1];
-            }
-            v[V - 1] = 0.f;
-            id[V - 1] = INT_MAX;
-        }
-        if (lane == 0) {
-            part_s[mine * cap_max + n] = bs;
-            part_i[mine * cap_max + n] = bi;
-        }
-    }
+    const int n = warp_select_top(es, ei, kTopkPartBlocks, cap, part_s + mine * cap_max, part_i + mine * cap_max);
     if (lane == 0) part_n[mine] = n;
     // Release this part's list, then count it; the last part merges.
     __threadfence();
@@ -454,32 +498,18 @@ __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scor
     if (prev != static_cast<unsigned>(n_parts - 1)) return;
     __threadfence();
     // L2 reads (__ldcg): the other parts wrote from other SMs.
-    for (int x = lane; x < n_parts * cap_max; x += 32) {
-        merge_s[x] = __ldcg(part_s + row * n_parts * cap_max + x);
-        merge_i[x] = __ldcg(part_i + row * n_parts * cap_max + x);
-    }
-    const int l0 = lane, l1 = lane + 32;
-    const int n0 = l0 < n_parts ? __ldcg(part_n + row * n_parts + l0) : 0;
-    const int n1 = l1 < n_parts ? __ldcg(part_n + row * n_parts + l1) : 0;
-    __syncwarp();
-    int h0 = 0, h1 = 0, n_pick = 0;
-    for (; n_pick < cap; ++n_pick) {
-        float s0 = h0 < n0 ? merge_s[l0 * cap_max + h0] : 0.f, s1 = h1 < n1 ? merge_s[l1 * cap_max + h1] : 0.f;
-        int i0 = h0 < n0 ? merge_i[l0 * cap_max + h0] : INT_MAX, i1 = h1 < n1 ? merge_i[l1 * cap_max + h1] : INT_MAX;
-        const bool second = ranks_before(s1, i1, s0, i0);
-        float bs = second ? s1 : s0;
-        int bi = second ? i1 : i0;
-        const int my_id = bi;
-        warp_best(bs, bi);
-        if (bi == INT_MAX) break;
-        if (my_id == bi) {
-            if (second) ++h1;
-            else ++h0;
-        }
-        if (lane == 0) picks[n_pick] = bi;
+    const bool by_lane = n_parts >= cap;
+    const int n_merge = (by_lane ? lanes : n_parts) * cap_max;
+    for (int x = lane; x < n_merge; x += 32) {
+        const int p = by_lane ? x % lanes : x / cap_max, e = by_lane ? x / lanes : x % cap_max;
+        const long from = (row * n_parts + p) * cap_max + e;
+        const bool ok = p < n_parts && e < __ldcg(part_n + row * n_parts + p);
+        es[x] = ok ? __ldcg(part_s + from) : 0.f;
+        ei[x] = ok ? __ldcg(part_i + from) : INT_MAX;
     }
     __syncwarp();
-    if (lane == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, picks, n_pick);
+    const int n_pick = warp_select_top(es, ei, n_merge, cap, pick_s, pick_i);
+    if (lane == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, n_pick);
 }
 
 // WPR warps per (query, group) row: forced blocks + the best k - forced others,
@@ -825,7 +855,8 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
     if (decode_topk_on_parts(op)) {
         if (!counters_zeroed)
             MSA_CUDA_CHECK(cudaMemsetAsync(done(), 0, static_cast<size_t>(rows) * sizeof(unsigned), stream));
-        const size_t smem = (2 * static_cast<size_t>(parts) + 1) * cap_max * sizeof(int32_t);
+        const size_t lanes = (parts + 31) / 32 * 32;
+        const size_t smem = (2 * std::max<size_t>(kTopkPartBlocks, lanes * cap_max) + 2 * cap_max) * 4;
         ensure_dynamic_smem<topk_decode_parts_kernel>(smem);
         launch_dependent(topk_decode_parts_kernel, dim3(parts, static_cast<unsigned>(rows)), dim3(32), smem, stream,
                          static_cast<const float*>(scores), nb, op.q_offset, op.n_groups, op.k_top, op.sink, op.block,
