@@ -118,10 +118,12 @@ __device__ __forceinline__ void fence_mbarrier_init() {
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 }
 // The waits spin inside one asm statement and the single-thread operations
-// are predicated inside theirs: a C++ loop or branch that the compiler sees as
-// divergent while a wgmma is in flight makes ptxas serialise the wgmmas
-// (warning C7518, "WG.DP in divergent path"), which undoes the overlap of one
-// chunk's MMAs with the previous chunk's pooling.
+// are predicated inside theirs, so the key loop around them has no divergent
+// C++ branch while a wgmma is in flight. ptxas serialises wgmmas it finds
+// behind divergent control flow (warning C7518, "WG.DP in divergent path"),
+// undoing the overlap of one chunk's MMAs with the previous chunk's pooling;
+// in the pipelined index tile the trigger turned out to be a wgmma issued
+// under `if (i + 1 < n)` (NOTES_cuda.md, step 24), hence ping_pong_chunks.
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
     asm volatile(
         "{\n.reg .pred p;\nWAIT_%=:\n"
