@@ -5,11 +5,12 @@
 // unless the caller asks for the block scores).
 //
 // Rows. The tensor-core tile's M dimension holds (token, group) rows that share
-// one index key head: with MiniMax's single shared key head a 64-row CTA is 16
-// tokens x 4 groups, so each staged key chunk feeds all groups at once; with
-// the training-free index (one key head per group) the rows are 64 tokens of
-// one group. Causal cost grows with the position, so the latest tiles launch
-// first.
+// one index key head: with MiniMax's single shared key head a 128-row CTA (the
+// sm_90a tiles; 64 rows with mma.sync) is 32 tokens x 4 groups, so each staged
+// key chunk feeds all groups at once; with the training-free index (one key
+// head per group) the rows are tokens of one group. Causal cost grows with the
+// position, so the latest tiles launch first. Tiles: index_pipelined.cuh (the
+// sm_90a default), index_topk.cu (cp.async tiles, measured alternatives).
 //
 // Top-k while streaming. Blocks arrive in ascending id; after a block's last
 // chunk, one lane per row inserts its pooled score into that row's sorted
@@ -21,8 +22,9 @@
 //
 // Other paths (same op, different scorers): quest and random score every
 // (row, block) with CUDA cores into a score buffer and a warp-per-row top-k
-// picks from it; decode (one query) uses the fused kernel split over key
-// blocks in scores-only mode, then the same warp-per-row top-k.
+// picks from it; decode (a handful of rows) scores every block with
+// index_decode.cu and picks with the decode top-k spread over the SMs
+// (topk_decode_parts_kernel).
 #include <cuda_runtime.h>
 
 #include <cstdint>

@@ -3,10 +3,11 @@
 // cp.async staging, ldmatrix, mma.sync m16n8k16 (bf16 in, fp32 accumulate),
 // and the swizzled shared-memory tile layout they all use.
 //
-// Why mma.sync and not wgmma: one code path runs on sm_80 and sm_90, and the
-// per-row masks MSA needs (selection membership, token-level causal mask) sit
-// naturally on the register accumulators of mma.sync. wgmma (sm_90a) is the
-// next step for the dense path (see tests/bench/NOTES_cuda.md).
+// mma.sync is the path every kernel has (sm_80 and sm_90): the per-row masks
+// MSA needs (selection membership, token-level causal mask) sit naturally on
+// its register accumulators. The sm_90a-only pieces below (wgmma, mbarriers,
+// bulk copies) serve the index tiles; the attention kernels are still
+// mma.sync (tests/bench/NOTES_cuda.md has the measurements).
 #include <cuda_bf16.h>
 #include <cstdint>
 
