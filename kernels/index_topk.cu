@@ -444,9 +444,9 @@ __device__ int warp_select_top(float* s, int* id, int n, int cap, float* out_s, 
 // per lane and `cap` tournament rounds per part and again in the merge (one
 // warp's dependency chain, ncu: 5.8 cycles per issued instruction); one
 // 1024-thread CTA per row with warp_select_top took twice that (4 SMs do all
-// the work). This version (CUPTI): 11.7 / 11.3 / 13.4 / 21 us at 8K / 32K /
+// the work). This version (CUPTI): 7.4 / 7.3 / 13.0 / 19.8 us at 8K / 32K /
 // 128K / 1M, against 17 / - / 19 / 21 for the tournament (NOTES_cuda.md,
-// steps 30-32).
+// steps 30-32, 35); a row of one part (up to 32K tokens) skips the merge.
 constexpr int kTopkPartBlocks = 256;
 constexpr int kTopkMaxParts = 64;  // the merge stages n_parts * k entries in shared memory
 
@@ -471,7 +471,7 @@ __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scor
     float* es = reinterpret_cast<float*>(topk_smem);  // the part's blocks, then the parts' lists
     int* ei = reinterpret_cast<int*>(es + n_entries);
     float* pick_s = reinterpret_cast<float*>(ei + n_entries);  // [cap_max]
-    int* pick_i = reinterpret_cast<int*>(pick_s + cap_max);
+    int* pick_i = reinterpret_cast<int*>(pick_s + cap_max);  // then the parts' list lengths
     const long row = blockIdx.y;
     const int t = static_cast<int>(row / n_groups);
     const int loc = (q_offset + t) / block;
@@ -487,6 +487,11 @@ __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scor
         ei[j] = ok ? b : INT_MAX;
     }
     __syncwarp();
+    if (n_parts == 1) {  // the part's pick is the row's (contexts up to 32K at B = 128): no lists, count or merge
+        const int n = warp_select_top(es, ei, kTopkPartBlocks, cap, pick_s, pick_i);
+        if (lane == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, n);
+        return;
+    }
     const long mine = row * n_parts + part;
     const int n = warp_select_top(es, ei, kTopkPartBlocks, cap, part_s + mine * cap_max, part_i + mine * cap_max);
     if (lane == 0) part_n[mine] = n;
@@ -500,12 +505,21 @@ __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scor
     // L2 reads (__ldcg): the other parts wrote from other SMs.
     const bool by_lane = n_parts >= cap;
     const int n_merge = (by_lane ? lanes : n_parts) * cap_max;
+    // The list lengths first, then every entry load unconditional (in bounds,
+    // masked after): a load behind its list's length was two dependent L2
+    // round trips per entry.
+    int* lengths = pick_i + cap_max;  // [n_parts]
+    for (int q = lane; q < n_parts; q += 32) lengths[q] = __ldcg(part_n + row * n_parts + q);
+    __syncwarp();
+#pragma unroll 8
     for (int x = lane; x < n_merge; x += 32) {
         const int p = by_lane ? x % lanes : x / cap_max, e = by_lane ? x / lanes : x % cap_max;
-        const long from = (row * n_parts + p) * cap_max + e;
-        const bool ok = p < n_parts && e < __ldcg(part_n + row * n_parts + p);
-        es[x] = ok ? __ldcg(part_s + from) : 0.f;
-        ei[x] = ok ? __ldcg(part_i + from) : INT_MAX;
+        const long from = (row * n_parts + min(p, n_parts - 1)) * cap_max + e;
+        const float v = __ldcg(part_s + from);
+        const int vi = __ldcg(part_i + from);
+        const bool ok = p < n_parts && e < lengths[min(p, n_parts - 1)];
+        es[x] = ok ? v : 0.f;
+        ei[x] = ok ? vi : INT_MAX;
     }
     __syncwarp();
     const int n_pick = warp_select_top(es, ei, n_merge, cap, pick_s, pick_i);
@@ -856,7 +870,7 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
         if (!counters_zeroed)
             MSA_CUDA_CHECK(cudaMemsetAsync(done(), 0, static_cast<size_t>(rows) * sizeof(unsigned), stream));
         const size_t lanes = (parts + 31) / 32 * 32;
-        const size_t smem = (2 * std::max<size_t>(kTopkPartBlocks, lanes * cap_max) + 2 * cap_max) * 4;
+        const size_t smem = (2 * std::max<size_t>(kTopkPartBlocks, lanes * cap_max) + 2 * cap_max + kTopkMaxParts) * 4;
         ensure_dynamic_smem<topk_decode_parts_kernel>(smem);
         launch_dependent(topk_decode_parts_kernel, dim3(parts, static_cast<unsigned>(rows)), dim3(32), smem, stream,
                          static_cast<const float*>(scores), nb, op.q_offset, op.n_groups, op.k_top, op.sink, op.block,

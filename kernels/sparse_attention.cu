@@ -57,9 +57,10 @@ int choose_splits(const SparseAttentionOp& op) {
 
 // ---- block-major ------------------------------------------------------------
 // Bytes of partials one window of tokens may take: a 16th of the device's
-// memory, at most 8 GiB (32K tokens of MiniMax-M3: 4 groups x 16 slots x 16
-// heads x 128 x bf16 per token). Larger windows mean longer reverse-index lists,
-// so fewer part-filled 64-entry chunks and fewer passes.
+// memory, at most 8 GiB (31,745 tokens of MiniMax-M3: 4 groups x 16 slots x
+// 16 heads x (128 bf16 + max and sum) per token). Larger windows mean longer
+// reverse-index lists, so fewer part-filled 64-entry chunks and fewer passes;
+// measured (H200, 128K): windows of 2 to 4 passes within 0.5% of 5.
 // MSA_BLOCK_MAJOR_WINDOW_MIB overrides it (to measure).
 size_t partial_budget() {
     static const size_t bytes = [] {
@@ -102,7 +103,14 @@ BlockMajorLayout block_major_layout(const SparseAttentionOp& op) {
     const size_t nb = (static_cast<size_t>(op.n_kv) + op.block - 1) / op.block;
     const size_t per_token = G * S * (r * op.head_dim * 2 + r * 8 + 4);
     BlockMajorLayout L;
-    L.window = static_cast<int>(std::min<size_t>(op.n_q, std::max<size_t>(1, partial_budget() / per_token)));
+    // Equal windows, as few as the budget allows. Filling each window to the
+    // budget left a short last one: 128K tokens under 8 GiB (270,592 B per
+    // token) were 4 x 31,745 + 3,092, the tail's reverse-index lists too short
+    // to fill their 64-entry chunks; 5 x 26,215 measured 45.5 vs 46.2 ms
+    // (H200, NOTES_cuda.md step 36).
+    const size_t most = std::min<size_t>(op.n_q, std::max<size_t>(1, partial_budget() / per_token));
+    const size_t passes = (op.n_q + most - 1) / most;
+    L.window = static_cast<int>((op.n_q + passes - 1) / passes);
     auto take = [&](size_t bytes) {
         size_t at = L.total;
         L.total += (bytes + 255) / 256 * 256;

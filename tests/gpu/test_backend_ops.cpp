@@ -443,6 +443,61 @@ TEST(BackendOpsErrors, BlockMajorRejectsLargeGroupsAndBlocks) {
     }
 }
 
+// Decode selection at ~9K blocks (37 top-k parts, so the merge of the parts'
+// lists runs, lane-major) on score patterns that break threshold shortcuts:
+// random keys, every score tied (ties go to the lower block id), and the best
+// blocks packed into one run (many from the same part). Compared with the
+// exact top-k of the GPU's own scores, as sets.
+TEST(BackendOpsDecode, SelectionIsExactTopKOfScores) {
+    REQUIRE_GPU();
+    const int N = 600000, G = 4, dim = 64, block = 64, nb = (N + block - 1) / block;
+    std::mt19937_64 rng(91);
+    msa::IndexInputs idx;
+    idx.n_tokens = N;
+    idx.n_groups = G;
+    idx.n_key_heads = 1;
+    idx.dim = dim;
+    idx.scale = 0.125f;
+    const std::vector<float> q = random_bf16(static_cast<size_t>(G) * dim, rng);
+    for (const char* pattern : {"random", "tied", "one_run"}) {
+        const std::string pat = pattern;
+        if (pat == "random") idx.k = random_bf16(static_cast<size_t>(N) * dim, rng);
+        if (pat == "tied") idx.k.assign(static_cast<size_t>(N) * dim, 0.f);
+        if (pat == "one_run")  // blocks 3000..3039 aligned with group 0's query, rising; the rest zero
+            for (int j = 3000 * block; j < 3040 * block; ++j)
+                for (int x = 0; x < dim; ++x)
+                    idx.k[static_cast<size_t>(j) * dim + x] = msa::cuda::round_bf16(q[x] * (1.f + (j / block) * 1e-3f));
+        for (int sink : {0, 1}) {
+            msa::MsaConfig cfg;
+            cfg.k = 16;
+            cfg.block = block;
+            cfg.sink = sink;
+            cfg.scorer = msa::Scorer::max;
+            int slots = 0;
+            std::vector<float> scores;
+            const std::vector<int32_t> sel = msa::cuda::decode_select(q.data(), idx, cfg, &slots, &scores);
+            const int local = (N - 1) / block, forced = msa::forced_block_count(local, sink);
+            for (int g = 0; g < G; ++g) {
+                const float* s = scores.data() + static_cast<size_t>(g) * nb;
+                std::vector<int> order;
+                for (int b = (forced == 2 ? 1 : 0); b < local; ++b) order.push_back(b);
+                std::partial_sort(order.begin(), order.begin() + (cfg.k - forced), order.end(),
+                                  [&](int a, int b) { return s[a] > s[b] || (s[a] == s[b] && a < b); });
+                std::set<int> want(order.begin(), order.begin() + (cfg.k - forced));
+                want.insert(local);
+                if (forced == 2) want.insert(0);
+                std::set<int> got(sel.begin() + static_cast<long>(g) * slots, sel.begin() + static_cast<long>(g + 1) * slots);
+                got.erase(-1);
+                EXPECT_EQ(got, want) << pat << " sink " << sink << " group " << g;
+            }
+            if (pat == "tied") {  // every eligible score is 0: the lowest ids win
+                std::set<int> got(sel.begin(), sel.begin() + slots);
+                EXPECT_TRUE(got.count(14) && !got.count(15)) << "sink " << sink;
+            }
+        }
+    }
+}
+
 TEST(BackendOpsErrors, RejectsSelectionOutOfRange) {
     REQUIRE_GPU();
     Case c{200, 1, 2, 64, 2, 0, 128, S::max, 0};
