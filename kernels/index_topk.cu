@@ -444,9 +444,9 @@ __device__ int warp_select_top(float* s, int* id, int n, int cap, float* out_s, 
 // per lane and `cap` tournament rounds per part and again in the merge (one
 // warp's dependency chain, ncu: 5.8 cycles per issued instruction); one
 // 1024-thread CTA per row with warp_select_top took twice that (4 SMs do all
-// the work). This version (CUPTI): 7.4 / 7.3 / 13.0 / 19.8 us at 8K / 32K /
+// the work). This version (CUPTI): 4.4 / 5.0 / 10.0 / 15.6 us at 8K / 32K /
 // 128K / 1M, against 17 / - / 19 / 21 for the tournament (NOTES_cuda.md,
-// steps 30-32, 35); a row of one part (up to 32K tokens) skips the merge.
+// steps 30-32, 37-38); a row of one part (up to 32K tokens) skips the merge.
 constexpr int kTopkPartBlocks = 256;
 constexpr int kTopkMaxParts = 64;  // the merge stages n_parts * k entries in shared memory
 
@@ -477,7 +477,7 @@ __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scor
     const int loc = (q_offset + t) / block;
     const int cap = max(0, k_top - forced_count(loc, sink));
     if (loc + 1 <= k_top) {  // every visible block is taken: no ranking
-        if (part == 0 && lane == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, 0);
+        if (part == 0) warp_write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, 0);
         return;
     }
     for (int j = lane; j < kTopkPartBlocks; j += 32) {
@@ -489,7 +489,7 @@ __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scor
     __syncwarp();
     if (n_parts == 1) {  // the part's pick is the row's (contexts up to 32K at B = 128): no lists, count or merge
         const int n = warp_select_top(es, ei, kTopkPartBlocks, cap, pick_s, pick_i);
-        if (lane == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, n);
+        warp_write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, n);
         return;
     }
     const long mine = row * n_parts + part;
@@ -523,7 +523,7 @@ __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scor
     }
     __syncwarp();
     const int n_pick = warp_select_top(es, ei, n_merge, cap, pick_s, pick_i);
-    if (lane == 0) write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, n_pick);
+    warp_write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, n_pick);
 }
 
 // WPR warps per (query, group) row: forced blocks + the best k - forced others,
