@@ -447,7 +447,9 @@ TEST(BackendOpsErrors, BlockMajorRejectsLargeGroupsAndBlocks) {
 // lists runs, lane-major) on score patterns that break threshold shortcuts:
 // random keys, every score tied (ties go to the lower block id), and the best
 // blocks packed into one run (many from the same part). Compared with the
-// exact top-k of the GPU's own scores, as sets.
+// exact top-k of the GPU's own scores, as sets. The oracle is a partial sort
+// of the one row here: msa::select_blocks takes scores for every token
+// (N x G x nb floats, 90 GB at this size).
 TEST(BackendOpsDecode, SelectionIsExactTopKOfScores) {
     REQUIRE_GPU();
     const int N = 600000, G = 4, dim = 64, block = 64, nb = (N + block - 1) / block;
