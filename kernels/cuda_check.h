@@ -26,6 +26,10 @@ namespace msa::kern {
     } while (0)
 
 namespace msa::kern {
+// sm_90a code in this binary and a compute capability 9.0 device (wgmma,
+// mbarriers, bulk copies); defined in index_topk.cu.
+bool wgmma_available();
+
 // Multiprocessors of the current device: launchers size split-K and decode grids by it.
 inline int sm_count() {
     int dev = 0, sms = 0;

@@ -32,7 +32,22 @@ constexpr int kIndexDecodeRows = 16;
 // op.pool max or mean.
 // counters[0 .. n_counters) are zeroed on the way (the decode top-k's
 // per-row part counts: one memset node fewer in a decode step's graph).
+//
+// With bests.score set, each scoring warp also writes, per row, its best
+// eligible block (before the row's own, not the sink block when it is forced;
+// score desc, id asc; id INT_MAX if it has none) at bests[row * bests.stride +
+// warp], where warp w scores blocks [w * bpw, min(nb, (w + 1) * bpw)) of each
+// key head (index_decode_split). The decode top-k ranks these first.
+struct DecodeBests {
+    float* score = nullptr;
+    int32_t* block = nullptr;
+    int stride = 0;
+};
+struct DecodeSplit {
+    int blocks_per_warp = 1, warps = 0;  // per key head
+};
+DecodeSplit index_decode_split(const IndexTopkOp& op);
 void index_decode_scores_launch(const IndexTopkOp& op, float* scores, cudaStream_t stream,
-                                unsigned* counters = nullptr, int n_counters = 0);
+                                unsigned* counters = nullptr, int n_counters = 0, DecodeBests bests = {});
 
 }  // namespace msa::kern

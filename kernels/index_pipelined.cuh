@@ -67,7 +67,10 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
     constexpr int TILE = IndexPipelinedSmem<D, STAGES>::kTile;
     static_assert(STAGES >= 3, "refills go into the stage of the chunk before the current one");
     extern __shared__ __align__(128) unsigned char smem_raw[];
-    bf16* stages = reinterpret_cast<bf16*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+    // Aligned by an offset on smem_raw, not by rounding a pointer through an
+    // integer: that loses the shared address space, and every candidate-list
+    // access became a generic LD/ST (ncu, 32K: long-scoreboard stalls on them).
+    bf16* stages = reinterpret_cast<bf16*>(smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u));
     uint64_t* full = reinterpret_cast<uint64_t*>(stages + STAGES * TILE);
     uint64_t* empty = full + STAGES;
     float* cand_s = reinterpret_cast<float*>(empty + STAGES);
@@ -98,7 +101,7 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
         w.pos = p.q_offset + w.tok;
         return w;
     };
-    int loc[R], cnt[R];
+    int loc[R], cnt[R], worst[R];
     float thr[R];  // the row's k-th best so far once its list is full, else -inf
     unsigned valid_bits = 0;
 #pragma unroll
@@ -106,6 +109,7 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
         const Row w = row_of(r);
         loc[r] = w.pos / p.block;
         cnt[r] = 0;
+        worst[r] = 0;
         thr[r] = -INFINITY;
         valid_bits |= w.valid ? 1u << r : 0u;
     }
@@ -152,13 +156,48 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
     for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = empty_score;
     int sub = 0, blk = 0;
 
+    // A row's candidates: an unsorted list of its `cap` best blocks so far,
+    // owned by the row's quad. A block that beats the list's worst (lowest
+    // score, the later id among equal scores: ties go to the lower id) takes
+    // the worst's slot, and the quad finds the new worst, each lane over every
+    // fourth slot, then two shuffles. The sorted insertion before it, by the
+    // quad's lead lane alone, was 45% of the kernel's instructions and half of
+    // its stall samples at 32K (ncu source counters: a dependent chain of
+    // shifts per insertion, divergent across the warp's 8 rows).
+    const unsigned quad_mask = 0xFu << (lane & ~3);
+    auto find_worst = [&](const float* cs, const int32_t* ci, int cap, int r) {
+        float ws = INFINITY;
+        int wi = -1, wslot = 0;
+        for (int j = lane % 4; j < cap; j += 4) {
+            const float x = cs[j];
+            const int xi = ci[j];
+            if (x < ws || (x == ws && xi > wi)) {
+                ws = x;
+                wi = xi;
+                wslot = j;
+            }
+        }
+#pragma unroll
+        for (int o = 1; o <= 2; o <<= 1) {
+            const float os = __shfl_xor_sync(quad_mask, ws, o);
+            const int oi = __shfl_xor_sync(quad_mask, wi, o), oslot = __shfl_xor_sync(quad_mask, wslot, o);
+            if (os < ws || (os == ws && oi > wi)) {
+                ws = os;
+                wi = oi;
+                wslot = oslot;
+            }
+        }
+        thr[r] = ws;
+        worst[r] = wslot;
+    };
     auto finish_block = [&](int b) {
 #pragma unroll
         for (int r = 0; r < R; ++r) {
             float pooled = !MEAN ? fmaxf(acc[r][0], acc[r][1]) : acc[r][0] + acc[r][1];
             pooled = !MEAN ? quad_max(pooled) : quad_sum(pooled);
             acc[r][0] = acc[r][1] = empty_score;
-            if (!((valid_bits >> r) & 1u) || !lead) continue;
+            // Everything below is the same for the 4 lanes of a quad (one row).
+            if (!((valid_bits >> r) & 1u)) continue;
             float score = -INFINITY;
             if (b <= loc[r]) {
                 if (!MEAN) {
@@ -168,7 +207,7 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
                     score = pooled * p.scale / static_cast<float>(max(keys, 1));
                 }
             }
-            if (p.scores) {
+            if (p.scores && lead) {
                 const Row w = row_of(r);
                 p.scores[(static_cast<long>(w.tok) * p.n_groups + w.grp) * p.nb + b] = score;
             }
@@ -179,8 +218,15 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
             if (cap == 0) continue;
             const int lrow = warp * 16 + lane / 4 + r * 8;
             float* cs = cand_s + lrow * p.cand_cap;
-            insert_candidate(cs, cand_i + lrow * p.cand_cap, cnt[r], cap, score, b);
-            if (cnt[r] == cap) thr[r] = cs[cap - 1];
+            int32_t* ci = cand_i + lrow * p.cand_cap;
+            const int at = cnt[r] < cap ? cnt[r]++ : worst[r];
+            if (lead) {
+                cs[at] = score;
+                ci[at] = b;
+            }
+            if (cnt[r] < cap) continue;  // still filling: thr stays -inf
+            __syncwarp(quad_mask);  // the lead's entry is visible to the quad
+            find_worst(cs, ci, cap, r);
         }
     };
     auto pool = [&](int c, float (&s)[KN / 8][4]) {

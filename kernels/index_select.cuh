@@ -20,6 +20,11 @@ struct IndexParams {
     int cand_cap;
 };
 
+// (score desc, id asc): is candidate (s, i) ahead of the current best (bs, bi)?
+__device__ __forceinline__ bool ranks_before(float s, int i, float bs, int bi) {
+    return i != INT_MAX && (bi == INT_MAX || s > bs || (s == bs && i < bi));
+}
+
 // Forced blocks of a query at position pos: the local block, plus block 0 with sink.
 __device__ __forceinline__ int forced_count(int local, int sink) { return (sink && local > 0) ? 2 : 1; }
 

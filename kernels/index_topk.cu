@@ -1,4 +1,5 @@
 // Index scoring + block pooling + top-k (see index_topk.cuh for the design).
+#include <cuda/atomic>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -355,10 +356,6 @@ __global__ void block_scores_simple_kernel(IndexTopkOp op, int nb, const float* 
     op.scores[i] = score;
 }
 
-// (score desc, id asc): is candidate (s, i) ahead of the current best (bs, bi)?
-__device__ __forceinline__ bool ranks_before(float s, int i, float bs, int bi) {
-    return i != INT_MAX && (bi == INT_MAX || s > bs || (s == bs && i < bi));
-}
 __device__ __forceinline__ void warp_best(float& bs, int& bi) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -388,6 +385,7 @@ __device__ int warp_select_top(float* s, int* id, int n, int cap, float* out_s, 
     const int lane = threadIdx.x % 32;
     float bs = 0.f;
     int bi = INT_MAX;
+#pragma unroll 4
     for (int j = lane; j < n; j += 32)
         if (ranks_before(s[j], id[j], bs, bi)) {
             bs = s[j];
@@ -426,6 +424,7 @@ __device__ int warp_select_top(float* s, int* id, int n, int cap, float* out_s, 
         const float x = s[c];
         const int xi = id[c];
         int r = 0;
+#pragma unroll 4
         for (int d = 0; d < n_cand; ++d) r += ranks_before(s[d], id[d], x, xi);
         if (r < cap) {
             out_s[r] = x;
@@ -495,13 +494,18 @@ __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scor
     const long mine = row * n_parts + part;
     const int n = warp_select_top(es, ei, kTopkPartBlocks, cap, part_s + mine * cap_max, part_i + mine * cap_max);
     if (lane == 0) part_n[mine] = n;
-    // Release this part's list, then count it; the last part merges.
-    __threadfence();
+    // Count this part with one acquire-release atomic; the last part merges.
+    // The warp barrier orders every lane's list stores before lane 0's
+    // release, and lane 0's acquire before every lane's loads of the other
+    // parts' lists. __threadfence() on both sides compiled to two MEMBAR.SC.GPU
+    // (sequentially consistent, the most expensive fence) in the chain.
+    __syncwarp();
     unsigned prev = 0;
-    if (lane == 0) prev = atomicAdd(&done[row], 1u);
+    if (lane == 0)
+        prev = cuda::atomic_ref<unsigned, cuda::thread_scope_device>(done[row]).fetch_add(1u, cuda::memory_order_acq_rel);
     prev = __shfl_sync(0xffffffffu, prev, 0);
     if (prev != static_cast<unsigned>(n_parts - 1)) return;
-    __threadfence();
+    __syncwarp();
     // L2 reads (__ldcg): the other parts wrote from other SMs.
     const bool by_lane = n_parts >= cap;
     const int n_merge = (by_lane ? lanes : n_parts) * cap_max;
@@ -523,6 +527,77 @@ __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scor
     }
     __syncwarp();
     const int n_pick = warp_select_top(es, ei, n_merge, cap, pick_s, pick_i);
+    warp_write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, n_pick);
+}
+
+// Decode top-k from the scoring warps' bests (index_decode.cuh), one warp per
+// row. The cap best of the warp bests (score desc, id asc) bound the answer: at
+// least cap blocks rank at or above the cap-th of them, so each of the row's
+// top cap blocks does too, and lies in one of those cap warps (a warp whose
+// best ranks below it has no block ranking above it; ids are distinct, so
+// exactly cap warps qualify even when every score ties). The row's pick is
+// then made among those warps' blocks: two warp_select_top calls, no parts,
+// lists, atomics or merge. The parts kernel above took 16.4 us at 1M (CUPTI,
+// H200), 11 of them in its last part's merge (ncu: 33K cycles elapsed, 10K
+// active per SM); NOTES_cuda.md step 43.
+__global__ void __launch_bounds__(32) topk_decode_bests_kernel(const float* scores, int nb, int q_offset, int n_groups,
+                                                              int k_top, int sink, int block, int slots, int32_t* sel,
+                                                              const DecodeBests bests, int blocks_per_warp,
+                                                              int n_warps) {
+    extern __shared__ unsigned char topk_smem[];
+    wait_on_prior_grid();  // the scores and the bests
+    const int cap_max = max(k_top, 1), lane = threadIdx.x;
+    const int n_entries = max(n_warps, cap_max * blocks_per_warp);
+    float* es = reinterpret_cast<float*>(topk_smem);
+    int* ei = reinterpret_cast<int*>(es + n_entries);
+    float* pick_s = reinterpret_cast<float*>(ei + n_entries);  // [cap_max]
+    int* pick_i = reinterpret_cast<int*>(pick_s + cap_max);    // [cap_max]
+    const long row = blockIdx.x;
+    const int t = static_cast<int>(row / n_groups);
+    const int loc = (q_offset + t) / block;
+    const int cap = max(0, k_top - forced_count(loc, sink));
+    if (loc + 1 <= k_top) {  // every visible block is taken: no ranking
+        warp_write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, 0);
+        return;
+    }
+    // Unrolled so that a lane's loads are in flight together: one at a time
+    // they were 16 + 8 dependent L2 round trips, most of the kernel's 27K
+    // cycles at 1M (ncu: 820 cycles active per SM over 132 SMs for 4 CTAs).
+#pragma unroll 16
+    for (int j = lane; j < n_warps; j += 32) {
+        es[j] = bests.score[row * bests.stride + j];
+        ei[j] = bests.block[row * bests.stride + j];
+    }
+    __syncwarp();
+    const int n_warp_picks = warp_select_top(es, ei, n_warps, cap, pick_s, pick_i);
+    const int n_cand = n_warp_picks * blocks_per_warp;
+    const int end = min(loc, nb);  // eligible blocks lie before the row's own
+    // In batches whose loads all issue before the first store uses one.
+    constexpr int kBatch = 8;
+    for (int x0 = 0; x0 < n_cand; x0 += 32 * kBatch) {
+        float v[kBatch];
+        int vb[kBatch];
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u) {
+            const int x = x0 + u * 32 + lane;
+            const int b = x < n_cand
+                              ? (pick_i[x / blocks_per_warp] / blocks_per_warp) * blocks_per_warp + x % blocks_per_warp
+                              : 0;
+            const bool ok = x < n_cand && b < end && !(sink && b == 0);
+            v[u] = ok ? scores[row * nb + b] : 0.f;
+            vb[u] = ok ? b : INT_MAX;
+        }
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u) {
+            const int x = x0 + u * 32 + lane;
+            if (x < n_cand) {
+                es[x] = v[u];
+                ei[x] = vb[u];
+            }
+        }
+    }
+    __syncwarp();
+    const int n_pick = warp_select_top(es, ei, n_cand, cap, pick_s, pick_i);
     warp_write_selection(sel + row * slots, slots, loc, k_top, sink, pick_i, n_pick);
 }
 
@@ -624,6 +699,8 @@ void launch_fused_tile(const IndexParams& p, int rows, int n_key_heads, int n_sp
     MSA_CUDA_CHECK(cudaGetLastError());
 }
 
+}  // namespace
+
 // wgmma needs sm_90a code in the binary and a compute capability 9.0 device.
 bool wgmma_available() {
 #if defined(MSASCOPE_CUDA_SM90A)
@@ -639,6 +716,8 @@ bool wgmma_available() {
     return false;
 #endif
 }
+
+namespace {
 
 // Tile variants (warps x m16 tiles per warp, key chunk, cp.async stages).
 // Default: wgmma (two warpgroups, m64n64 each, 3 stages, registers capped for
@@ -779,7 +858,25 @@ bool decode_topk_on_parts(const IndexTopkOp& op) {
     return op.sel && needs_score_buffer(op) && rows < 2L * sm_count() &&
            n_blocks_of(op) <= kTopkMaxParts * kTopkPartBlocks;
 }
+// The decode scorer's per-warp bests and topk_decode_bests_kernel, where the
+// decode scorer runs (MSA_DECODE_TOPK=parts keeps the parts kernel, to measure).
+bool decode_topk_on_bests(const IndexTopkOp& op) {
+    static const bool parts = [] {
+        const char* e = std::getenv("MSA_DECODE_TOPK");
+        return e && std::string(e) == "parts";
+    }();
+    // A row of one part (<= 256 blocks) is faster on the parts kernel, which
+    // then picks it directly (CUPTI at 8K: 4.4 us vs 7.0 here).
+    return !parts && op.sel && use_decode_path(op) && !decode_on_prefill_tile() &&
+           (op.pool == IndexPool::max || op.pool == IndexPool::mean) && n_blocks_of(op) > kTopkPartBlocks;
+}
+size_t decode_bests_bytes(const IndexTopkOp& op) {
+    if (!decode_topk_on_bests(op)) return 0;
+    const size_t rows = static_cast<size_t>(op.n_q) * op.n_groups;
+    return rows * static_cast<size_t>(index_decode_split(op).warps) * 8 + 256;
+}
 size_t decode_topk_scratch_bytes(const IndexTopkOp& op) {
+    if (decode_topk_on_bests(op)) return decode_bests_bytes(op);
     if (!decode_topk_on_parts(op)) return 0;
     const size_t rows = static_cast<size_t>(op.n_q) * op.n_groups;
     const size_t parts = (n_blocks_of(op) + kTopkPartBlocks - 1) / kTopkPartBlocks;
@@ -827,6 +924,22 @@ void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream) {
     bool counters_zeroed = false;
     if (op.pool == IndexPool::max || op.pool == IndexPool::mean) {
         bool decode = use_decode_path(op);
+        if (decode && decode_topk_on_bests(op)) {
+            const DecodeSplit split = index_decode_split(op);
+            DecodeBests bests;
+            bests.score = reinterpret_cast<float*>(scratch);
+            bests.block = reinterpret_cast<int32_t*>(bests.score + rows * split.warps);
+            bests.stride = split.warps;
+            index_decode_scores_launch(op, scores, stream, nullptr, 0, bests);
+            const size_t smem =
+                (2 * static_cast<size_t>(std::max(split.warps, cap_max * split.blocks_per_warp)) + 2 * cap_max) * 4;
+            ensure_dynamic_smem<topk_decode_bests_kernel>(smem);
+            launch_dependent(topk_decode_bests_kernel, dim3(static_cast<unsigned>(rows)), dim3(32), smem, stream,
+                             static_cast<const float*>(scores), nb, op.q_offset, op.n_groups, op.k_top, op.sink,
+                             op.block, op.slots, op.sel, bests, split.blocks_per_warp, split.warps);
+            MSA_CUDA_CHECK(cudaGetLastError());
+            return;
+        }
         if (decode && !decode_on_prefill_tile()) {
             counters_zeroed = decode_topk_on_parts(op);
             index_decode_scores_launch(op, scores, stream, counters_zeroed ? done() : nullptr,

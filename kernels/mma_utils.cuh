@@ -6,8 +6,10 @@
 // mma.sync is the path every kernel has (sm_80 and sm_90): the per-row masks
 // MSA needs (selection membership, token-level causal mask) sit naturally on
 // its register accumulators. The sm_90a-only pieces below (wgmma, mbarriers,
-// bulk copies) serve the index tiles; the attention kernels are still
-// mma.sync (tests/bench/NOTES_cuda.md has the measurements).
+// bulk copies) serve the index tiles and the decode scorer; the attention
+// kernels are still mma.sync, and the last section holds the m16-tile steps
+// (scores, exponentials, P x V) the block-major and decode attention share
+// (tests/bench/NOTES_cuda.md has the measurements).
 #include <cuda_bf16.h>
 #include <cstdint>
 
@@ -155,6 +157,19 @@ __device__ __forceinline__ void bulk_refill_if(bool pred, uint64_t* empty, unsig
         : "memory");
 }
 
+// bulk_refill_if without the `empty` wait, for a ring whose stages are read
+// and refilled by the same warp (the decode scorer): the warp's __syncwarp()
+// after reading a stage is its release.
+__device__ __forceinline__ void bulk_load_if(bool pred, uint64_t* full, void* dst, const void* src, unsigned bytes) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %0, 0;\n"
+        "@p mbarrier.arrive.expect_tx.shared::cta.b64 _, [%1], %4;\n"
+        "@p cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%2], [%3], %4, [%1];\n}\n" ::"r"(
+            static_cast<int>(pred)),
+        "r"(smem_addr(full)), "r"(smem_addr(dst)), "l"(src), "r"(bytes)
+        : "memory");
+}
+
 // Descriptor of a K-major, 128-byte-swizzled operand in shared memory: start
 // address >> 4, leading offset unused for swizzled K-major (1), stride between
 // 8-row groups 1024 B, layout type 1 = SWIZZLE_128B. A k16 step inside the
@@ -236,6 +251,67 @@ __device__ __forceinline__ float quad_max(float v) {
 __device__ __forceinline__ float quad_sum(float v) {
     v += __shfl_xor_sync(0xffffffffu, v, 1);
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// ---- one m16 tile of attention over keys in shared memory (mma.sync) ----
+// s[KEYS / 8][4] = Q (16 rows, swizzled, at q) x K^T for keys key0 .. key0 +
+// KEYS - 1 of a swizzled [keys][D] tile.
+template <int D, int KEYS>
+__device__ __forceinline__ void mma_scores_tile(float (&s)[KEYS / 8][4], const bf16* q, const bf16* k, int key0) {
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int j = 0; j < KEYS / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t qf[4];
+        ldmatrix_x4(qf, smem_addr(q + swz<D>(lane & 15, kk * 16 + (lane >> 4) * 8)));
+#pragma unroll
+        for (int np = 0; np < KEYS / 16; ++np) {
+            uint32_t bfr[4];
+            const int key = key0 + np * 16 + (lane & 7) + ((lane >> 4) << 3);
+            ldmatrix_x4(bfr, smem_addr(k + swz<D>(key, kk * 16 + ((lane >> 3) & 1) * 8)));
+            mma_16816(s[2 * np], qf, bfr[0], bfr[1]);
+            mma_16816(s[2 * np + 1], qf, bfr[2], bfr[3]);
+        }
+    }
+}
+// Scores to unnormalised probabilities in place, 2^(s * scale_log2 - ref) for
+// rows a (accumulators 0, 1) and b (2, 3), and this lane's part of their sums.
+template <int KEYS>
+__device__ __forceinline__ void exp_scores_tile(float (&s)[KEYS / 8][4], float scale_log2, float ref_a, float ref_b,
+                                                float& sum_a, float& sum_b) {
+    sum_a = sum_b = 0.f;
+#pragma unroll
+    for (int j = 0; j < KEYS / 8; ++j) {
+        s[j][0] = fast_exp2(fmaf(s[j][0], scale_log2, -ref_a));
+        s[j][1] = fast_exp2(fmaf(s[j][1], scale_log2, -ref_a));
+        s[j][2] = fast_exp2(fmaf(s[j][2], scale_log2, -ref_b));
+        s[j][3] = fast_exp2(fmaf(s[j][3], scale_log2, -ref_b));
+        sum_a += s[j][0] + s[j][1];
+        sum_b += s[j][2] + s[j][3];
+    }
+}
+// o[D / 8][4] += P (s, probabilities in the scores' layout) x V for keys key0
+// .. key0 + KEYS - 1 of a swizzled [keys][D] tile.
+template <int D, int KEYS>
+__device__ __forceinline__ void mma_pv_tile(float (&o)[D / 8][4], const float (&s)[KEYS / 8][4], const bf16* v, int key0) {
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int kk = 0; kk < KEYS / 16; ++kk) {
+        uint32_t a[4];
+        a[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+        a[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+        a[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        a[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+        for (int dp = 0; dp < D / 16; ++dp) {
+            uint32_t bfr[4];
+            const int key = key0 + kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+            ldmatrix_x4_trans(bfr, smem_addr(v + swz<D>(key, dp * 16 + (lane >> 4) * 8)));
+            mma_16816(o[2 * dp], a, bfr[0], bfr[1]);
+            mma_16816(o[2 * dp + 1], a, bfr[2], bfr[3]);
+        }
+    }
 }
 
 }  // namespace msa::kern

@@ -167,6 +167,41 @@ int compare_selections(const msa::Selection& gpu, const msa::Selection& cpu, con
 
 class BackendOps : public ::testing::TestWithParam<Case> {};
 
+// Float64 attention of the cache's last token (q: its Hq x d values) over the
+// blocks its group's selection row names, as a set (-1 and repeats ignored),
+// or over every key when sel is null.
+std::vector<float> decode_reference(const float* q, const Inputs& in, int block, const int32_t* sel, int slots) {
+    const int N = in.shape.n_tokens, Hq = in.shape.n_heads, G = in.shape.n_kv_heads, d = in.shape.head_dim;
+    const int r = Hq / G, nb = (N + block - 1) / block;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    std::vector<float> out(static_cast<size_t>(Hq) * d);
+    for (int h = 0; h < Hq; ++h) {
+        const int g = h / r;
+        std::vector<char> chosen(nb, sel ? 0 : 1);
+        for (int i = 0; sel && i < slots; ++i)
+            if (sel[static_cast<size_t>(g) * slots + i] >= 0) chosen[sel[static_cast<size_t>(g) * slots + i]] = 1;
+        double m = -INFINITY;
+        std::vector<double> s(N, -INFINITY);
+        for (int j = 0; j < N; ++j) {
+            if (!chosen[j / block]) continue;
+            double acc = 0;
+            for (int x = 0; x < d; ++x) acc += double(q[h * d + x]) * in.k[(static_cast<size_t>(j) * G + g) * d + x];
+            s[j] = acc * scale;
+            m = std::max(m, s[j]);
+        }
+        double l = 0;
+        std::vector<double> o(d, 0.0);
+        for (int j = 0; j < N; ++j) {
+            if (s[j] == -INFINITY) continue;
+            const double p = std::exp(s[j] - m);
+            l += p;
+            for (int x = 0; x < d; ++x) o[x] += p * in.v[(static_cast<size_t>(j) * G + g) * d + x];
+        }
+        for (int x = 0; x < d; ++x) out[static_cast<size_t>(h) * d + x] = static_cast<float>(o[x] / l);
+    }
+    return out;
+}
+
 TEST_P(BackendOps, IndexTopkMatchesCpu) {
     REQUIRE_GPU();
     const Case c = GetParam();
@@ -346,36 +381,8 @@ TEST_P(BackendOps, DecodeMatchesReference) {
     std::vector<float> gs(static_cast<size_t>(Hq) * d), gd(gs.size());
     msa::cuda::sparse_decode(q, in.qkv(), gsel.data(), slots, c.block, gs.data());
     msa::cuda::dense_decode(q, in.qkv(), gd.data());
-    std::vector<float> rs(gs.size()), rd(gs.size());
-    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-    for (int h = 0; h < Hq; ++h) {
-        const int g = h / c.r;
-        std::vector<char> chosen(nb, 0);
-        for (int i = 0; i < slots; ++i)
-            if (gsel[static_cast<size_t>(g) * slots + i] >= 0) chosen[gsel[static_cast<size_t>(g) * slots + i]] = 1;
-        for (int pass = 0; pass < 2; ++pass) {
-            double m = -INFINITY;
-            std::vector<double> s(N, -INFINITY);
-            for (int j = 0; j < N; ++j) {
-                if (pass == 0 && !chosen[j / c.block]) continue;
-                double acc = 0;
-                for (int x = 0; x < d; ++x)
-                    acc += double(q[h * d + x]) * in.k[(static_cast<size_t>(j) * G + g) * d + x];
-                s[j] = acc * scale;
-                m = std::max(m, s[j]);
-            }
-            double l = 0;
-            std::vector<double> o(d, 0.0);
-            for (int j = 0; j < N; ++j) {
-                if (s[j] == -INFINITY) continue;
-                double p = std::exp(s[j] - m);
-                l += p;
-                for (int x = 0; x < d; ++x) o[x] += p * in.v[(static_cast<size_t>(j) * G + g) * d + x];
-            }
-            float* dst = (pass == 0 ? rs.data() : rd.data()) + static_cast<size_t>(h) * d;
-            for (int x = 0; x < d; ++x) dst[x] = static_cast<float>(o[x] / l);
-        }
-    }
+    const std::vector<float> rs = decode_reference(q, in, c.block, gsel.data(), slots);
+    const std::vector<float> rd = decode_reference(q, in, c.block, nullptr, 0);
     double es = nmse(gs.data(), rs.data(), gs.size()), ed = nmse(gd.data(), rd.data(), gd.size());
     note("sparse_decode", es, c.name());
     note("dense_decode", ed, c.name());
@@ -408,6 +415,7 @@ INSTANTIATE_TEST_SUITE_P(Small, BackendOps,
                                            Case{4113, 2, 1, 128, 2, 0, 128, S::max, 0},
                                            Case{4113, 2, 16, 128, 16, 0, 128, S::max, 1},
                                            Case{4113, 2, 4, 128, 4, 1, 128, S::mean, 0},
+                                           Case{4113, 2, 4, 128, 4, 1, 128, S::mean, 1},
                                            Case{4113, 2, 4, 64, 8, 1, 128, S::quest, 1},
                                            Case{4113, 2, 3, 64, 16, 0, 128, S::random, 0}),
                          case_name);
@@ -443,8 +451,9 @@ TEST(BackendOpsErrors, BlockMajorRejectsLargeGroupsAndBlocks) {
     }
 }
 
-// Decode selection at ~9K blocks (37 top-k parts, so the merge of the parts'
-// lists runs, lane-major) on score patterns that break threshold shortcuts:
+// Decode selection at 9,375 and 2,500 blocks (the top-k ranks the scoring
+// warps' bests, then the blocks of the best warps) on score patterns that
+// break threshold shortcuts:
 // random keys, every score tied (ties go to the lower block id), and the best
 // blocks packed into one run (many from the same part). Compared with the
 // exact top-k of the GPU's own scores, as sets. The oracle is a partial sort
@@ -452,52 +461,95 @@ TEST(BackendOpsErrors, BlockMajorRejectsLargeGroupsAndBlocks) {
 // (N x G x nb floats, 90 GB at this size).
 TEST(BackendOpsDecode, SelectionIsExactTopKOfScores) {
     REQUIRE_GPU();
-    const int N = 600000, G = 4, dim = 64, block = 64, nb = (N + block - 1) / block;
-    std::mt19937_64 rng(91);
-    msa::IndexInputs idx;
-    idx.n_tokens = N;
-    idx.n_groups = G;
-    idx.n_key_heads = 1;
-    idx.dim = dim;
-    idx.scale = 0.125f;
-    const std::vector<float> q = random_bf16(static_cast<size_t>(G) * dim, rng);
-    for (const char* pattern : {"random", "tied", "one_run"}) {
-        const std::string pat = pattern;
-        if (pat == "random") idx.k = random_bf16(static_cast<size_t>(N) * dim, rng);
-        if (pat == "tied") idx.k.assign(static_cast<size_t>(N) * dim, 0.f);
-        if (pat == "one_run")  // blocks 3000..3039 aligned with group 0's query, rising; the rest zero
-            for (int j = 3000 * block; j < 3040 * block; ++j)
-                for (int x = 0; x < dim; ++x)
-                    idx.k[static_cast<size_t>(j) * dim + x] = msa::cuda::round_bf16(q[x] * (1.f + (j / block) * 1e-3f));
-        for (int sink : {0, 1}) {
-            msa::MsaConfig cfg;
-            cfg.k = 16;
-            cfg.block = block;
-            cfg.sink = sink;
-            cfg.scorer = msa::Scorer::max;
-            int slots = 0;
-            std::vector<float> scores;
-            const std::vector<int32_t> sel = msa::cuda::decode_select(q.data(), idx, cfg, &slots, &scores);
-            const int local = (N - 1) / block, forced = msa::forced_block_count(local, sink);
-            for (int g = 0; g < G; ++g) {
-                const float* s = scores.data() + static_cast<size_t>(g) * nb;
-                std::vector<int> order;
-                for (int b = (forced == 2 ? 1 : 0); b < local; ++b) order.push_back(b);
-                std::partial_sort(order.begin(), order.begin() + (cfg.k - forced), order.end(),
-                                  [&](int a, int b) { return s[a] > s[b] || (s[a] == s[b] && a < b); });
-                std::set<int> want(order.begin(), order.begin() + (cfg.k - forced));
-                want.insert(local);
-                if (forced == 2) want.insert(0);
-                std::set<int> got(sel.begin() + static_cast<long>(g) * slots, sel.begin() + static_cast<long>(g + 1) * slots);
-                got.erase(-1);
-                EXPECT_EQ(got, want) << pat << " sink " << sink << " group " << g;
-            }
-            if (pat == "tied") {  // every eligible score is 0: the lowest ids win
-                std::set<int> got(sel.begin(), sel.begin() + slots);
-                EXPECT_TRUE(got.count(14) && !got.count(15)) << "sink " << sink;
+    // One shared key head and B = 64 (the bulk-copy scorer on sm_90a), and one
+    // key head per group with B = 16 (the register-streaming scorer); both rank
+    // the scoring warps' bests first.
+    struct Shape {
+        int n, block, key_heads;
+    };
+    for (const Shape shape : {Shape{600000, 64, 1}, Shape{40000, 16, 4}}) {
+        const int N = shape.n, G = 4, dim = 64, block = shape.block, nb = (N + block - 1) / block, kh = shape.key_heads;
+        std::mt19937_64 rng(91);
+        msa::IndexInputs idx;
+        idx.n_tokens = N;
+        idx.n_groups = G;
+        idx.n_key_heads = kh;
+        idx.dim = dim;
+        idx.scale = 0.125f;
+        const std::vector<float> q = random_bf16(static_cast<size_t>(G) * dim, rng);
+        const size_t n_keys = static_cast<size_t>(N) * kh * dim;
+        for (const char* pattern : {"random", "tied", "one_run"}) {
+            const std::string pat = pattern;
+            if (pat == "random") idx.k = random_bf16(n_keys, rng);
+            if (pat == "tied") idx.k.assign(n_keys, 0.f);
+            const int run0 = std::min(3000, nb / 2);  // 40 blocks from run0 on aligned with group 0's query, rising
+            if (pat == "one_run")
+                for (int j = run0 * block; j < (run0 + 40) * block; ++j)
+                    for (int h = 0; h < kh; ++h)
+                        for (int x = 0; x < dim; ++x)
+                            idx.k[(static_cast<size_t>(j) * kh + h) * dim + x] =
+                                msa::cuda::round_bf16(q[x] * (1.f + (j / block) * 1e-3f));
+            for (int sink : {0, 1}) {
+                msa::MsaConfig cfg;
+                cfg.k = 16;
+                cfg.block = block;
+                cfg.sink = sink;
+                cfg.scorer = msa::Scorer::max;
+                int slots = 0;
+                std::vector<float> scores;
+                const std::vector<int32_t> sel = msa::cuda::decode_select(q.data(), idx, cfg, &slots, &scores);
+                const int local = (N - 1) / block, forced = msa::forced_block_count(local, sink);
+                const std::string where = pat + " N " + std::to_string(N) + " sink " + std::to_string(sink);
+                for (int g = 0; g < G; ++g) {
+                    const float* s = scores.data() + static_cast<size_t>(g) * nb;
+                    std::vector<int> order;
+                    for (int b = (forced == 2 ? 1 : 0); b < local; ++b) order.push_back(b);
+                    std::partial_sort(order.begin(), order.begin() + (cfg.k - forced), order.end(),
+                                      [&](int a, int b) { return s[a] > s[b] || (s[a] == s[b] && a < b); });
+                    std::set<int> want(order.begin(), order.begin() + (cfg.k - forced));
+                    want.insert(local);
+                    if (forced == 2) want.insert(0);
+                    std::set<int> got(sel.begin() + static_cast<long>(g) * slots,
+                                      sel.begin() + static_cast<long>(g + 1) * slots);
+                    got.erase(-1);
+                    EXPECT_EQ(got, want) << where << " group " << g;
+                }
+                if (pat == "tied") {  // every eligible score is 0: the lowest ids win
+                    std::set<int> got(sel.begin(), sel.begin() + slots);
+                    EXPECT_TRUE(got.count(14) && !got.count(15)) << where;
+                }
             }
         }
     }
+}
+
+// Decode attention on a selection the top-k would not write: more slots than a
+// cluster has CTAs (each CTA takes several 128-key pieces), blocks of two
+// pieces, the partial last block, an adjacent repeat (counted once) and -1
+// padding; against the float64 reference of the same set.
+TEST(BackendOpsDecode, AttentionOverManyPiecesAndPadding) {
+    REQUIRE_GPU();
+    const int block = 256, N = 40 * block + 77, nb = (N + block - 1) / block, slots = 40;
+    Case c{N, 2, 16, 128, 0, 0, block, S::max, 0};
+    Inputs in = make_inputs(c, 4242);
+    const int Hq = c.groups * c.r;
+    const float* q = in.q.data() + static_cast<size_t>(N - 1) * Hq * c.d;
+    std::mt19937_64 rng(17);
+    std::vector<int32_t> sel(static_cast<size_t>(c.groups) * slots, -1);
+    for (int g = 0; g < c.groups; ++g) {
+        std::vector<int32_t> row;
+        for (int b = 0; b < nb; ++b)
+            if (b == 0 || b == nb - 1 || rng() % 4 != 0) row.push_back(b);
+        row.insert(row.begin() + 3, row[2]);  // an adjacent repeat
+        if (row.size() > static_cast<size_t>(slots - 2)) row.erase(row.begin() + 5, row.end() - (slots - 7));
+        std::copy(row.begin(), row.end(), sel.begin() + static_cast<long>(g) * slots);
+    }
+    std::vector<float> got(static_cast<size_t>(Hq) * c.d);
+    msa::cuda::sparse_decode(q, in.qkv(), sel.data(), slots, block, got.data());
+    const std::vector<float> want = decode_reference(q, in, block, sel.data(), slots);
+    const double e = nmse(got.data(), want.data(), got.size());
+    note("sparse_decode", e, "many_pieces");
+    EXPECT_LT(e, 5e-4);
 }
 
 TEST(BackendOpsErrors, RejectsSelectionOutOfRange) {
