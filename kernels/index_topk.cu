@@ -446,6 +446,9 @@ __device__ int warp_select_top(float* s, int* id, int n, int cap, float* out_s, 
 // the work). This version (CUPTI): 4.4 / 5.0 / 10.0 / 15.6 us at 8K / 32K /
 // 128K / 1M, against 17 / - / 19 / 21 for the tournament (NOTES_cuda.md,
 // steps 30-32, 37-38); a row of one part (up to 32K tokens) skips the merge.
+// Rows of more than one part now go to topk_decode_bests_kernel below where
+// the decode scorer ran; this kernel keeps the one-part rows and the
+// MSA_INDEX_DECODE=tile path.
 constexpr int kTopkPartBlocks = 256;
 constexpr int kTopkMaxParts = 64;  // the merge stages n_parts * k entries in shared memory
 
@@ -539,7 +542,8 @@ __global__ void __launch_bounds__(32) topk_decode_parts_kernel(const float* scor
 // then made among those warps' blocks: two warp_select_top calls, no parts,
 // lists, atomics or merge. The parts kernel above took 16.4 us at 1M (CUPTI,
 // H200), 11 of them in its last part's merge (ncu: 33K cycles elapsed, 10K
-// active per SM); NOTES_cuda.md step 43.
+// active per SM); this one 11.7 us at 1M and 9 at 128K, still one warp's
+// dependent chain of two selections (NOTES_cuda.md step 45).
 __global__ void __launch_bounds__(32) topk_decode_bests_kernel(const float* scores, int nb, int q_offset, int n_groups,
                                                               int k_top, int sink, int block, int slots, int32_t* sel,
                                                               const DecodeBests bests, int blocks_per_warp,
