@@ -77,7 +77,7 @@ for r in j.get("decode_rows",[]): print("   decode", r["context"], "step", round
             --no-peers --max-dense-context 0 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
     done
     # decode variants, each an env assignment (or "default")
-    for v in ${DECODE_VARIANTS-default MSA_INDEX_DECODE=tile MSA_INDEX_DECODE_STEP=8}; do
+    for v in ${DECODE_VARIANTS-default MSA_INDEX_DECODE=registers MSA_DECODE_TOPK=parts MSA_DECODE_ATTEND=split}; do
         log "decode $v"
         env $([ "$v" = default ] || echo "$v") timeout 150 $BIN/msascope-cli bench --preset msa-m3 --context 128K,1M \
             --decode --no-peers --max-dense-context 0 --reps 1 --json 2>>"$OUT/tune.err" | python3 -c "$brief"
