@@ -188,7 +188,6 @@ __global__ void __launch_bounds__(kWarps * 32) index_decode_kernel(const IndexTo
     if (b_begin < b_end) write_warp_bests(op, bests, warp, m, va, vb, best_a, best_b);
 }
 
-
 // The same scores with the keys streamed through shared memory by bulk copies
 // (sm_90a): each warp owns a ring of kBulkStages stages of 64 keys, its lane
 // 0 arms a stage's mbarrier and starts its copy, and the warp refills a stage
@@ -196,8 +195,11 @@ __global__ void __launch_bounds__(kWarps * 32) index_decode_kernel(const IndexTo
 // the release). Why: the register-streaming kernel above holds at most STEP
 // n-tiles per warp in flight and none while it computes, and ran at 3.4-3.6
 // TB/s at 1M (CUPTI 72-81 us for 256 MiB, DRAM floor 62 us at 4.3 TB/s);
-// here 3 x 16 KiB per warp stay in flight through the MMAs. Needs one key
-// head (a chunk of keys is then contiguous) and block % 64 == 0.
+// here 3 x 16 KiB per warp stay in flight through the MMAs. Measured (H200,
+// 1M): 71.3-73.1 us vs 76.4-76.8 for the register kernel in the same calls,
+// 3.7 TB/s; with 24 MiB in flight, bytes in flight are no longer the bound
+// (NOTES_cuda.md step 42). Needs one key head (a chunk of keys is then
+// contiguous) and block % 64 == 0.
 constexpr int kBulkKeys = 64, kBulkStages = 3;
 template <int D>
 constexpr size_t bulk_smem_bytes() {

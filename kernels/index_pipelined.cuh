@@ -165,6 +165,10 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
     // its stall samples at 32K (ncu source counters: a dependent chain of
     // shifts per insertion, divergent across the warp's 8 rows).
     const unsigned quad_mask = 0xFu << (lane & ~3);
+    // "Worst" is last in ranks_before's order (score desc, id asc), written
+    // out here: calling ranks_before (with its INT_MAX sentinels) compiled to
+    // a different kernel, 15% fewer instructions and fewer spills, not yet
+    // timed on a GPU; this form is the one measured in NOTES_cuda.md step 43.
     auto find_worst = [&](const float* cs, const int32_t* ci, int cap, int r) {
         float ws = INFINITY;
         int wi = -1, wslot = 0;

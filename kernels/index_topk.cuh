@@ -60,7 +60,6 @@ struct IndexTopkOp {
 
 // Bytes of scratch the op needs for this configuration (0 for the fused prefill path).
 size_t index_topk_scratch_bytes(const IndexTopkOp& op);
-
 void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream);
 
 }  // namespace msa::kern

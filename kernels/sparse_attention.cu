@@ -121,21 +121,9 @@ void launch_cluster_decode(const SparseAttentionOp& op, cudaStream_t stream) {
         }
         return clusters > 0 ? kDecodeMaxCluster : 8;
     }();
-    const int n_ranks = std::max(1, std::min(widest, op.slots * p.pieces));
-    cudaLaunchAttribute attr[2];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = static_cast<unsigned>(n_ranks);
-    attr[0].val.clusterDim.y = attr[0].val.clusterDim.z = 1;
-    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[1].val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(n_ranks), static_cast<unsigned>(op.n_kv_heads));
-    cfg.blockDim = dim3(kDecodeAttendThreads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = stream;
-    cfg.attrs = attr;
-    cfg.numAttrs = pdl_enabled() ? 2 : 1;
-    MSA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p));
+    const unsigned n_ranks = static_cast<unsigned>(std::max(1, std::min(widest, op.slots * p.pieces)));
+    launch_dependent_clusters(n_ranks, kernel, dim3(n_ranks, static_cast<unsigned>(op.n_kv_heads)),
+                              dim3(kDecodeAttendThreads), smem, stream, p);
 }
 
 // ---- block-major ------------------------------------------------------------

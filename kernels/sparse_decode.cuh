@@ -12,7 +12,10 @@
 // prologue, the partials through L2, a second launch) and not by work. Here a
 // cluster is one group: its CTAs' partials stay in shared memory and are read
 // by their peers after one cluster barrier, in rank order (deterministic), and
-// the output is written by the same kernel.
+// the output is written by the same kernel. Measured: 7.9-8.4 us at 1M, twice
+// the ~4 us predicted; ncu puts it at 12.7K active cycles per CTA, not yet
+// decomposed. Staging K and V by bulk copies instead of cp.async changed
+// nothing (8.4 vs 7.9 us; NOTES_cuda.md steps 40, 46, 47).
 //
 // Layout. CTA rank c of group g's cluster takes pieces c, c + C, ... of the
 // group's slots x pieces-per-block list (C = the cluster size, at most 16), each
@@ -72,11 +75,7 @@ __global__ void __launch_bounds__(kDecodeAttendThreads) sparse_decode_attend_ker
     const int g = blockIdx.y, r = p.group;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, c = (lane % 4) * 2;
     const long kv_stride = static_cast<long>(p.n_kv_heads) * D;
-    for (int ch = threadIdx.x; ch < 16 * (D / 8); ch += kDecodeAttendThreads) {
-        const int row = ch / (D / 8), col = (ch % (D / 8)) * 8;
-        cp_async16(smem_addr(qs + swz<D>(row, col)), p.q + (row < r ? (static_cast<long>(g) * r + row) * D + col : 0),
-                   row < r);
-    }
+    load_tile_async<D, kDecodeAttendThreads>(qs, p.q + static_cast<long>(g) * r * D, D, 16, r);  // rows r..15 zero
     cp_async_commit();
 
     // This lane's rows a = lane / 4 and b = lane / 4 + 8: running max (log2
