@@ -235,7 +235,7 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
         int k0, k1;
         uint32_t mask;
         chunk_range(0, k0, k1, mask);
-        load_tile_async<D, NT>(ks, kbase + min(k0, p.n_kv - 1) * kv_stride, kv_stride, KN, k1 - k0);
+        load_tile_async<D, NT, KN>(ks, kbase + min(k0, p.n_kv - 1) * kv_stride, kv_stride, k1 - k0);
         cp_async_commit();
     }
     const int n_tok_cta = tok_hi - tok_lo + 1;
@@ -247,7 +247,7 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
         chunk_range(i, k0, k1, mask);
         cp_async_wait<0>();
         __syncthreads();
-        load_tile_async<D, NT>(vs, vbase + min(k0, p.n_kv - 1) * kv_stride, kv_stride, KN, k1 - k0);
+        load_tile_async<D, NT, KN>(vs, vbase + min(k0, p.n_kv - 1) * kv_stride, kv_stride, k1 - k0);
         cp_async_commit();
 
         float s[MT][KN / 8][4];
@@ -348,7 +348,7 @@ __global__ void __launch_bounds__(WARPS * 32) attn_fwd_kernel(const AttnParams p
             int n0, n1;
             uint32_t nm;
             chunk_range(i + 1, n0, n1, nm);
-            load_tile_async<D, NT>(ks, kbase + min(n0, p.n_kv - 1) * kv_stride, kv_stride, KN, n1 - n0);
+            load_tile_async<D, NT, KN>(ks, kbase + min(n0, p.n_kv - 1) * kv_stride, kv_stride, n1 - n0);
             cp_async_commit();
         }
 

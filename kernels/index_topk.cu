@@ -102,8 +102,8 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) index_topk_kernel(const 
         if (i < n_chunks) {
             int k0, k1;
             chunk_keys(i, k0, k1);
-            load_tile_async<D, NT, WG>(kt + (i % STAGES) * KN * D, kbase + max(0, min(k0, p.n_kv - 1)) * kstride,
-                                       kstride, KN, k1 - k0);
+            load_tile_async<D, NT, KN, WG>(kt + (i % STAGES) * KN * D, kbase + max(0, min(k0, p.n_kv - 1)) * kstride,
+                                           kstride, k1 - k0);
         }
         cp_async_commit();
     };

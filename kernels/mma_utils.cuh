@@ -76,18 +76,43 @@ __device__ __forceinline__ int swz128(int rows, int row, int col) {
     return (col >> 6) * rows * 64 + row * 64 + ((((col & 63) >> 3) ^ (row & 7)) << 3) + (col & 7);
 }
 
-// Loads `rows` rows of D bf16 (global row i at base + i * stride elements) into a
+// Loads ROWS rows of D bf16 (global row i at base + i * stride elements) into a
 // swizzled tile (swz, or swz128 for wgmma); rows at or past `valid` are zero-filled.
-template <int D, int NTHREADS, bool SW128 = false>
-__device__ __forceinline__ void load_tile_async(bf16* tile, const bf16* base, long stride, int rows, int valid) {
+//
+// ROWS is a template argument so that the copies unroll. Where the threads
+// divide the rows evenly (every tile but the one-warp token-major one), each
+// thread keeps one 16-byte column and steps a multiple of 8 rows per copy, so
+// the swizzled offset is fixed and each copy costs a compare, an add and the
+// LDGSTS. With `rows` a run-time argument the dense tile's two loads per chunk
+// were a generic loop with remainder handling and spilled indices, about 200
+// of its 1,400 instructions per warp and chunk (SASS, session 7).
+template <int D, int NTHREADS, int ROWS, bool SW128 = false>
+__device__ __forceinline__ void load_tile_async(bf16* tile, const bf16* base, long stride, int valid) {
     constexpr int CH = D / 8;  // 16-byte chunks per row
-    const int tid = threadIdx.x;
-    for (int c = tid; c < rows * CH; c += NTHREADS) {
-        int r = c / CH, ch = c % CH;
-        bool ok = r < valid;
-        const bf16* src = base + (ok ? static_cast<long>(r) * stride + ch * 8 : 0);
-        const int at = SW128 ? swz128(rows, r, ch * 8) : swz<D>(r, ch * 8);
-        cp_async16(smem_addr(tile + at), src, ok);
+    constexpr int STEP = NTHREADS / CH;
+    if constexpr (NTHREADS % CH == 0 && STEP % 8 == 0 && ROWS % STEP == 0) {
+        const int r0 = threadIdx.x / CH, ch = threadIdx.x % CH;
+        const uint32_t dst = smem_addr(tile + (SW128 ? swz128(ROWS, r0, ch * 8) : swz<D>(r0, ch * 8)));
+        const bf16* src = base + static_cast<long>(r0) * stride + ch * 8;
+        constexpr int kRowElems = SW128 ? 64 : D;  // one row of the (half-)tile
+#pragma unroll
+        for (int i = 0; i < ROWS / STEP; ++i) {
+            const bool ok = r0 + i * STEP < valid;
+            cp_async16(dst + i * STEP * kRowElems * 2, ok ? src + i * STEP * stride : base, ok);
+        }
+    } else {
+        // Not unrolled whole: the one-warp tile's 32 copies per tile spilled
+        // its accumulators (264 bytes of stack at D = 128).
+#pragma unroll 4
+        for (int i = 0; i < (ROWS * CH + NTHREADS - 1) / NTHREADS; ++i) {
+            const int c = threadIdx.x + i * NTHREADS;
+            if (c >= ROWS * CH) break;
+            const int r = c / CH, ch = c % CH;
+            const bool ok = r < valid;
+            const bf16* src = base + (ok ? static_cast<long>(r) * stride + ch * 8 : 0);
+            const int at = SW128 ? swz128(ROWS, r, ch * 8) : swz<D>(r, ch * 8);
+            cp_async16(smem_addr(tile + at), src, ok);
+        }
     }
 }
 
@@ -106,6 +131,16 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 // Pins a register's value in program order: reads of an accumulator placed
 // after wgmma_wait cannot be hoisted above it (the asm "rewrites" it there).
 __device__ __forceinline__ void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
+// fence_operand over N m64n64 accumulator tiles.
+template <int N>
+__device__ __forceinline__ void fence_tiles(float (&acc)[N][8][4]) {
+#pragma unroll
+    for (int t = 0; t < N; ++t)
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) fence_operand(acc[t][j][e]);
+}
 
 // ---- mbarriers and bulk copies (the pipelined index tile) ----
 // A bulk copy (cp.async.bulk) moves one contiguous run of global memory into
@@ -179,6 +214,16 @@ __device__ __forceinline__ uint64_t sw128_desc(const void* p) {
     return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((1024ull >> 4) << 32) | (1ull << 62);
 }
 
+// Descriptor of an MN-major, 128-byte-swizzled operand (wgmma's transpose
+// bit): rows of 64 contiguous MN elements, 8-row atoms along K 1024 B apart
+// (SBO), 64-element MN atoms `mn_atom_bytes` apart (LBO; unused at n = 64).
+// This is the layout swz128 gives a [k][n] tile such as V [key][d].
+__device__ __forceinline__ uint64_t sw128_mn_desc(const void* p, uint32_t mn_atom_bytes) {
+    const uint64_t addr = smem_addr(p);
+    return ((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((mn_atom_bytes >> 4) & 0x3FFF) << 16) |
+           ((1024ull >> 4) << 32) | (1ull << 62);
+}
+
 // Drives a two-accumulator wgmma pipeline over chunks 0 .. n-1 (n > 0): chunk
 // i's scores land in sa (even i) or sb (odd i); step(i, cur, next) issues chunk
 // i + 1 into `next`, waits for chunk i and consumes `cur`; last(i, cur) waits
@@ -203,6 +248,9 @@ __device__ __forceinline__ void ping_pong_chunks(int n, Acc& sa, Acc& sb, Issue&
 // D[64 x 64] (+)= A[64 x 16] * B[16 x 64]: A from registers (each warp of the
 // warpgroup its 16 rows, mma.sync's A fragment), B = 64 K-major rows in shared
 // memory. d[j][e] has mma.sync's C layout for columns 8j..8j+7.
+//
+// TRANS_B = 1 reads B MN-major instead (sw128_mn_desc): B[k][n] with n contiguous.
+template <int TRANS_B = 0>
 __device__ __forceinline__ void wgmma_m64n64k16(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc,
                                                 int accumulate) {
     asm volatile(
@@ -210,13 +258,13 @@ __device__ __forceinline__ void wgmma_m64n64k16(float (&d)[8][4], const uint32_t
         "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
         "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+        "{%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
         : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
           "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
           "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
           "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
           "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate), "n"(TRANS_B));
 }
 #endif
 

@@ -165,9 +165,15 @@ bool use_block_major(const SparseAttentionOp& op) {
     return op.n_heads / op.n_kv_heads >= 8 && op.n_q >= 4096;
 }
 
+// Sum over lists of ceil(count / chunk) <= entries / chunk + lists: the
+// attend grid (spare CTAs return at once) and the chunk map's length.
+size_t block_major_max_chunks(long entries, long lists) {
+    return static_cast<size_t>(entries / kEntriesPerChunk + lists + 1);
+}
+
 struct BlockMajorLayout {
     int window = 0;
-    size_t count = 0, offset = 0, cursor = 0, chunk_off = 0, list = 0, part_o = 0, part_ml = 0, total = 0;
+    size_t count = 0, offset = 0, cursor = 0, chunk_off = 0, chunk_list = 0, list = 0, part_o = 0, part_ml = 0, total = 0;
 };
 BlockMajorLayout block_major_layout(const SparseAttentionOp& op) {
     const size_t G = op.n_kv_heads, r = op.n_heads / op.n_kv_heads, S = op.slots;
@@ -191,10 +197,19 @@ BlockMajorLayout block_major_layout(const SparseAttentionOp& op) {
     L.offset = take(G * nb * 4);
     L.cursor = take(G * nb * 4);
     L.chunk_off = take((G * nb + 1) * 4);
+    L.chunk_list = take(block_major_max_chunks(static_cast<long>(L.window) * G * S, G * nb) * 4);
     L.list = take(static_cast<size_t>(L.window) * G * S * 4);
     L.part_o = take(static_cast<size_t>(L.window) * G * S * r * op.head_dim * 2);
     L.part_ml = take(static_cast<size_t>(L.window) * G * S * r * 8);
     return L;
+}
+
+// The attend: wgmma where the binary and the device have it (sm_90a), else
+// mma.sync; MSA_BLOCK_MAJOR_ATTEND=mma selects mma.sync (to measure, and for
+// the GPU tests to cover both on one device: read at every launch, not cached).
+bool block_major_wgmma() {
+    const char* e = std::getenv("MSA_BLOCK_MAJOR_ATTEND");
+    return !(e && std::strcmp(e, "mma") == 0) && wgmma_available();
 }
 
 template <int D, int KB>
@@ -212,13 +227,18 @@ void launch_block_major(const SparseAttentionOp& op, cudaStream_t stream) {
     p.offset = reinterpret_cast<int*>(base + L.offset);
     p.cursor = reinterpret_cast<int*>(base + L.cursor);
     p.chunk_off = reinterpret_cast<int*>(base + L.chunk_off);
+    p.chunk_list = reinterpret_cast<int*>(base + L.chunk_list);
     p.list = reinterpret_cast<int*>(base + L.list);
     p.part_o = reinterpret_cast<bf16*>(base + L.part_o);
     p.part_ml = reinterpret_cast<float2*>(base + L.part_ml);
     const int n_lists = op.n_kv_heads * p.nb;
-    constexpr auto attend = block_major_attend_kernel<D, KB>;
+    const bool wgmma = block_major_wgmma();
+    const auto attend = wgmma ? block_major_attend_wgmma_kernel<D, KB> : block_major_attend_kernel<D, KB>;
     const size_t smem = BlockMajorSmem<D, KB>::bytes();
-    ensure_dynamic_smem<attend>(smem);
+    if (wgmma)
+        ensure_dynamic_smem<block_major_attend_wgmma_kernel<D, KB>>(smem);
+    else
+        ensure_dynamic_smem<block_major_attend_kernel<D, KB>>(smem);
     for (int w0 = 0; w0 < op.n_q; w0 += L.window) {
         p.w0 = w0;
         p.nw = std::min(L.window, op.n_q - w0);
@@ -231,9 +251,7 @@ void launch_block_major(const SparseAttentionOp& op, cudaStream_t stream) {
         MSA_CUDA_CHECK(cudaGetLastError());
         block_major_index_kernel<true><<<index_grid, 256, 0, stream>>>(p);
         MSA_CUDA_CHECK(cudaGetLastError());
-        // sum over lists of ceil(count / chunk) <= entries / chunk + lists; spare CTAs return at once.
-        const long max_chunks = entries / kEntriesPerChunk + n_lists + 1;
-        attend<<<static_cast<unsigned>(max_chunks), kBlockMajorThreads, smem, stream>>>(p);
+        attend<<<static_cast<unsigned>(block_major_max_chunks(entries, n_lists)), kBlockMajorThreads, smem, stream>>>(p);
         MSA_CUDA_CHECK(cudaGetLastError());
         const long merge_threads = static_cast<long>(p.nw) * op.n_heads * (D / 8);
         block_major_merge_kernel<D><<<static_cast<unsigned>((merge_threads + 255) / 256), 256, 0, stream>>>(p);

@@ -48,6 +48,7 @@ struct BlockMajorParams {
     int* offset = nullptr;       // [G * nb]
     int* cursor = nullptr;       // [G * nb]
     int* chunk_off = nullptr;    // [G * nb + 1]
+    int* chunk_list = nullptr;   // [chunks]: the list (g * nb + b) each attend chunk belongs to
     int* list = nullptr;         // [nw * G * slots]
     bf16* part_o = nullptr;      // [nw, G, slots, r, D], normalised by l
     float2* part_ml = nullptr;   // [nw, G, slots, r]: (max in log2 units, sum)
@@ -81,12 +82,12 @@ __global__ void __launch_bounds__(1024) block_major_plan_kernel(const BlockMajor
     if (threadIdx.x == 0) carry_entries = carry_chunks = 0;
     __syncthreads();
     for (int base = 0; base < n; base += 1024 * ITEMS) {
-        int cnt[ITEMS], chunks[ITEMS];
+        int cnt[ITEMS], chunks[ITEMS], own_chunks[ITEMS];
 #pragma unroll
         for (int j = 0; j < ITEMS; ++j) {
             const int i = base + threadIdx.x * ITEMS + j;
             cnt[j] = i < n ? p.count[i] : 0;
-            chunks[j] = (cnt[j] + kEntriesPerChunk - 1) / kEntriesPerChunk;
+            chunks[j] = own_chunks[j] = (cnt[j] + kEntriesPerChunk - 1) / kEntriesPerChunk;
         }
         int tile_entries = 0, tile_chunks = 0;
         Scan(temp).ExclusiveSum(cnt, cnt, tile_entries);
@@ -100,6 +101,10 @@ __global__ void __launch_bounds__(1024) block_major_plan_kernel(const BlockMajor
                 p.offset[i] = ce + cnt[j];
                 p.cursor[i] = ce + cnt[j];
                 p.chunk_off[i] = cc + chunks[j];
+                // Each attend CTA finds its list here with one load; it used to
+                // binary-search chunk_off, 12 dependent L2 round trips at 128K
+                // before its K/V load could start.
+                for (int c = 0; c < own_chunks[j]; ++c) p.chunk_list[cc + chunks[j] + c] = i;
             }
         }
         __syncthreads();
@@ -112,67 +117,147 @@ __global__ void __launch_bounds__(1024) block_major_plan_kernel(const BlockMajor
     if (threadIdx.x == 0) p.chunk_off[n] = carry_chunks;
 }
 
-// Shared memory of the attend kernel: the block's K and V, each warp's two Q
+// Shared memory of the attend kernels: the block's K and V, each warp's two Q
 // buffers (the next entry's Q streams in while the current one computes), the
-// chunk's entries.
+// chunk's entries; 1 KiB of slack aligns the wgmma kernel's K and V (its
+// 128-byte swizzle is on address bits).
 template <int D, int KB>
 struct BlockMajorSmem {
     static constexpr int kQTile = 16 * D;  // one entry's r <= 16 query rows
     static constexpr size_t bytes() {
-        return (2 * KB * D + 2 * (kBlockMajorThreads / 32) * kQTile) * sizeof(bf16) + kEntriesPerChunk * 4;
+        return 1024 + (2 * KB * D + 2 * (kBlockMajorThreads / 32) * kQTile) * sizeof(bf16) + kEntriesPerChunk * 4;
     }
 };
 
-// KB keys of shared memory per staged block (the block size rounded up).
+// The chunk a CTA of the attend grid owns: list gb = (g, b) and its entries
+// [first, first + n_entries). False for the spare CTAs past the last chunk.
+struct BlockMajorChunk {
+    int g, b, first, n_entries;
+};
+__device__ __forceinline__ bool block_major_chunk(const BlockMajorParams& p, BlockMajorChunk& c) {
+    const int cta = blockIdx.x;
+    if (cta >= p.chunk_off[p.n_kv_heads * p.nb]) return false;  // the grid is an upper bound on the chunks
+    const int lo = p.chunk_list[cta];
+    c.g = lo / p.nb;
+    c.b = lo % p.nb;
+    c.first = p.offset[lo] + (cta - p.chunk_off[lo]) * kEntriesPerChunk;
+    c.n_entries = min(p.offset[lo] + p.count[lo], c.first + kEntriesPerChunk) - c.first;
+    return true;
+}
+
+// The attend kernels' shared memory and start: the CTA's chunk (false for a
+// spare CTA), its entries into shared memory, and the block's K and V staged
+// [KB][D] (swz, or swz128 for wgmma) as one cp.async group.
+struct BlockMajorCta {
+    bf16 *ks, *vs, *qs;  // K, V, then each warp's two 16-row Q buffers [WARPS][2][16][D] (swz)
+    int* entries;
+    int g, n_entries, k0, kvalid;
+};
+template <int D, int KB, bool SW128>
+__device__ __forceinline__ bool block_major_begin(const BlockMajorParams& p, unsigned char* smem, BlockMajorCta& c) {
+    c.ks = reinterpret_cast<bf16*>(smem);
+    c.vs = c.ks + KB * D;
+    c.qs = c.vs + KB * D;
+    c.entries = reinterpret_cast<int*>(c.qs + 2 * (kBlockMajorThreads / 32) * BlockMajorSmem<D, KB>::kQTile);
+    BlockMajorChunk ch;
+    if (!block_major_chunk(p, ch)) return false;
+    c.g = ch.g;
+    c.n_entries = ch.n_entries;
+    if (threadIdx.x < ch.n_entries) c.entries[threadIdx.x] = p.list[ch.first + threadIdx.x];
+    const long kv_stride = static_cast<long>(p.n_kv_heads) * D;
+    c.k0 = ch.b * p.block;
+    c.kvalid = min(p.block, p.n_kv - c.k0);
+    load_tile_async<D, kBlockMajorThreads, KB, SW128>(c.ks, p.k + c.k0 * kv_stride + ch.g * D, kv_stride, c.kvalid);
+    load_tile_async<D, kBlockMajorThreads, KB, SW128>(c.vs, p.v + c.k0 * kv_stride + ch.g * D, kv_stride, c.kvalid);
+    cp_async_commit();
+    __syncthreads();  // the entries
+    return true;
+}
+
+// One warp stages an entry's r query rows (heads g*r ..) into a swizzled 16-row
+// tile; rows r..15 are zero-filled, their scores computed and dropped.
+template <int D>
+__device__ __forceinline__ void stage_entry_q(const BlockMajorParams& p, int entry, int g, bf16* dst) {
+    const int lane = threadIdx.x % 32, r = p.group;
+    const int t = p.w0 + entry / p.slots;
+    const bf16* src = p.q + (static_cast<long>(t) * p.n_heads + g * r) * D;
+#pragma unroll
+    for (int ch = lane; ch < 16 * (D / 8); ch += 32) {
+        const int row = ch / (D / 8), col = (ch % (D / 8)) * 8;
+        cp_async16(smem_addr(dst + swz<D>(row, col)), src + (row < r ? row * D + col : 0), row < r);
+    }
+}
+
+// A warp's 16 rows of scores over one block (s in mma.sync's C layout, keys
+// 8j..8j+7 in s[j]) to unnormalised probabilities: the token-level causal mask
+// on the diagonal block and the block's tail, the rows' max in log2 units (m)
+// and their sums (l) for rows a = lane / 4 and b = lane / 4 + 8.
+template <int KB>
+__device__ __forceinline__ void block_softmax_rows(float (&s)[KB / 8][4], int k0, int kvalid, int pos,
+                                                   float scale_log2, float& m_a, float& m_b, float& l_a, float& l_b) {
+    const int c = (threadIdx.x % 4) * 2;
+    if (kvalid < KB || k0 + KB - 1 > pos) {
+#pragma unroll
+        for (int j = 0; j < KB / 8; ++j)
+#pragma unroll
+            for (int x = 0; x < 4; ++x) {
+                const int key = j * 8 + c + (x & 1);
+                if (!(key < kvalid && k0 + key <= pos)) s[j][x] = -INFINITY;
+            }
+    }
+    float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < KB / 8; ++j) {
+        mx_a = fmaxf(mx_a, fmaxf(s[j][0], s[j][1]));
+        mx_b = fmaxf(mx_b, fmaxf(s[j][2], s[j][3]));
+    }
+    // scale_log2 > 0, so max(x) * scale = max(x * scale). A row with no visible
+    // key (a selection naming a block after the token's own) keeps -inf and
+    // sums to 0, which the merge gives weight 0.
+    m_a = quad_max(mx_a) * scale_log2;
+    m_b = quad_max(mx_b) * scale_log2;
+    const float ref_a = m_a == -INFINITY ? 0.f : m_a, ref_b = m_b == -INFINITY ? 0.f : m_b;
+    float sum_a, sum_b;
+    exp_scores_tile<KB>(s, scale_log2, ref_a, ref_b, sum_a, sum_b);
+    l_a = quad_sum(sum_a);
+    l_b = quad_sum(sum_b);
+}
+
+// Writes a warp's 16-row partial (o in mma.sync's C layout, normalised here by
+// l) and its (max, sum) for the group's r heads; partial row of head 0 = prow.
+template <int D>
+__device__ __forceinline__ void write_block_partial(const BlockMajorParams& p, const float (&o)[D / 8][4], long prow,
+                                                    float m_a, float m_b, float l_a, float l_b) {
+    const int lane = threadIdx.x % 32, r = p.group, c = (lane % 4) * 2;
+    // Rows a (x = 0: accumulators 0, 1) and b (x = 1: accumulators 2, 3).
+    auto write_row = [&](int head, int x, float m, float l) {
+        const float inv = l > 0.f ? 1.f / l : 0.f;
+        bf16* dst = p.part_o + (prow * r + head) * D;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j)
+            *reinterpret_cast<uint32_t*>(dst + j * 8 + c) = pack_bf16(o[j][2 * x] * inv, o[j][2 * x + 1] * inv);
+        if (c == 0) p.part_ml[prow * r + head] = make_float2(m, l);
+    };
+    if (lane / 4 < r) write_row(lane / 4, 0, m_a, l_a);
+    if (lane / 4 + 8 < r) write_row(lane / 4 + 8, 1, m_b, l_b);
+}
+
+// mma.sync attend, KB keys of shared memory per staged block (the block size
+// rounded up): one warp per entry, K and V fragments read by ldmatrix per warp.
 template <int D, int KB>
 __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_kernel(const BlockMajorParams p) {
     constexpr int WARPS = kBlockMajorThreads / 32;
     constexpr int QT = BlockMajorSmem<D, KB>::kQTile;
     extern __shared__ __align__(128) unsigned char smem_raw[];
-    bf16* ks = reinterpret_cast<bf16*>(smem_raw);
-    bf16* vs = ks + KB * D;
-    bf16* qs = vs + KB * D;  // [WARPS][2][16][D], swizzled like K
-    int* entries = reinterpret_cast<int*>(qs + 2 * WARPS * QT);
-    const int G = p.n_kv_heads, n = G * p.nb;
-    const int cta = blockIdx.x;
-    if (cta >= p.chunk_off[n]) return;  // the grid is an upper bound on the chunks
-    // The list whose chunk range holds this CTA: the last gb with chunk_off[gb] <= cta
-    // (empty lists share their successor's offset, so "last" skips them).
-    int lo = 0, hi = n - 1;
-    while (lo < hi) {
-        const int mid = (lo + hi + 1) / 2;
-        if (p.chunk_off[mid] <= cta) lo = mid;
-        else hi = mid - 1;
-    }
-    const int gb = lo, g = gb / p.nb, b = gb % p.nb;
-    const int first = p.offset[gb] + (cta - p.chunk_off[gb]) * kEntriesPerChunk;
-    const int n_entries = min(p.offset[gb] + p.count[gb], first + kEntriesPerChunk) - first;
-    if (threadIdx.x < n_entries) entries[threadIdx.x] = p.list[first + threadIdx.x];
+    BlockMajorCta c;
+    if (!block_major_begin<D, KB, false>(p, smem_raw, c)) return;
+    const bf16 *ks = c.ks, *vs = c.vs;
+    const int* entries = c.entries;
+    const int g = c.g, n_entries = c.n_entries, k0 = c.k0, kvalid = c.kvalid;
 
-    const long kv_stride = static_cast<long>(G) * D;
-    const int k0 = b * p.block;
-    const int kvalid = min(p.block, p.n_kv - k0);
-    load_tile_async<D, kBlockMajorThreads>(ks, p.k + k0 * kv_stride + g * D, kv_stride, KB, kvalid);
-    load_tile_async<D, kBlockMajorThreads>(vs, p.v + k0 * kv_stride + g * D, kv_stride, KB, kvalid);
-    cp_async_commit();
-    __syncthreads();  // the entries
-
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int r = p.group;
-    const int ha = lane / 4, hb = lane / 4 + 8;  // this lane's rows: heads of the group
-    const bool va = ha < r, vb = hb < r;
-    const int c = (lane % 4) * 2;
-    bf16* my_q = qs + warp * 2 * QT;
-    // Rows r..15 of the tile are zero-filled: their scores are computed and dropped.
-    auto stage_q = [&](int i, int buf) {
-        const int t = p.w0 + entries[i] / p.slots;
-        const bf16* src = p.q + (static_cast<long>(t) * p.n_heads + g * r) * D;
-        for (int ch = lane; ch < 16 * (D / 8); ch += 32) {
-            const int row = ch / (D / 8), col = (ch % (D / 8)) * 8;
-            cp_async16(smem_addr(my_q + buf * QT + swz<D>(row, col)), src + (row < r ? row * D + col : 0), row < r);
-        }
-    };
-    if (warp < n_entries) stage_q(warp, 0);
+    const int warp = threadIdx.x / 32;
+    bf16* my_q = c.qs + warp * 2 * QT;
+    if (warp < n_entries) stage_entry_q<D>(p, entries[warp], g, my_q);
     cp_async_commit();
     cp_async_wait<1>();  // K and V (the first Q may still be in flight)
     __syncthreads();
@@ -180,57 +265,159 @@ __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_kernel(
     for (int i = warp, buf = 0; i < n_entries; i += WARPS, buf ^= 1) {
         const int entry = entries[i];
         const int tl = entry / p.slots, slot = entry % p.slots;
-        const int t = p.w0 + tl, pos = p.q_offset + t;
-        if (i + WARPS < n_entries) stage_q(i + WARPS, buf ^ 1);
+        const int pos = p.q_offset + p.w0 + tl;
+        if (i + WARPS < n_entries) stage_entry_q<D>(p, entries[i + WARPS], g, my_q + (buf ^ 1) * QT);
         cp_async_commit();
         cp_async_wait<1>();  // this entry's Q
         __syncwarp();
-        const bf16* qt = my_q + buf * QT;
         float s[KB / 8][4];
-        mma_scores_tile<D, KB>(s, qt, ks, 0);
+        mma_scores_tile<D, KB>(s, my_q + buf * QT, ks, 0);
         __syncwarp();  // every lane is done with this Q buffer before it is refilled
-        // Token-level causal mask on the diagonal block, and the block's tail.
-        if (kvalid < KB || k0 + KB - 1 > pos) {
-#pragma unroll
-            for (int j = 0; j < KB / 8; ++j)
-#pragma unroll
-                for (int x = 0; x < 4; ++x) {
-                    const int key = j * 8 + c + (x & 1);
-                    if (!(key < kvalid && k0 + key <= pos)) s[j][x] = -INFINITY;
-                }
-        }
-        float mx_a = -INFINITY, mx_b = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < KB / 8; ++j) {
-            mx_a = fmaxf(mx_a, fmaxf(s[j][0], s[j][1]));
-            mx_b = fmaxf(mx_b, fmaxf(s[j][2], s[j][3]));
-        }
-        // scale_log2 > 0, so max(x) * scale = max(x * scale). A row with no visible
-        // key (a selection naming a block after the token's own) keeps -inf and
-        // sums to 0, which the merge gives weight 0.
-        const float m_a = quad_max(mx_a) * p.scale_log2, m_b = quad_max(mx_b) * p.scale_log2;
-        const float ref_a = m_a == -INFINITY ? 0.f : m_a, ref_b = m_b == -INFINITY ? 0.f : m_b;
-        float sum_a, sum_b;
-        exp_scores_tile<KB>(s, p.scale_log2, ref_a, ref_b, sum_a, sum_b);
-        const float l_a = quad_sum(sum_a), l_b = quad_sum(sum_b);
-
+        float m_a, m_b, l_a, l_b;
+        block_softmax_rows<KB>(s, k0, kvalid, pos, p.scale_log2, m_a, m_b, l_a, l_b);
         float o[D / 8][4];
 #pragma unroll
         for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
         mma_pv_tile<D, KB>(o, s, vs, 0);
-        const long prow = (static_cast<long>(tl) * G + g) * p.slots + slot;  // partial row of head 0
-        // Rows a (x = 0: accumulators 0, 1) and b (x = 1: accumulators 2, 3).
-        auto write_row = [&](int head, int x, float m, float l) {
-            const float inv = l > 0.f ? 1.f / l : 0.f;
-            bf16* dst = p.part_o + (prow * r + head) * D;
-#pragma unroll
-            for (int j = 0; j < D / 8; ++j)
-                *reinterpret_cast<uint32_t*>(dst + j * 8 + c) = pack_bf16(o[j][2 * x] * inv, o[j][2 * x + 1] * inv);
-            if (c == 0) p.part_ml[prow * r + head] = make_float2(m, l);
-        };
-        if (va) write_row(ha, 0, m_a, l_a);
-        if (vb) write_row(hb, 1, m_b, l_b);
+        write_block_partial<D>(p, o, (static_cast<long>(tl) * p.n_kv_heads + g) * p.slots + slot, m_a, m_b, l_a, l_b);
     }
+}
+
+// wgmma attend (sm_90a): the warpgroup takes 4 entries at a time as one m64
+// tile (warp w's 16 rows are entry 4i + w), so each K and V byte in shared
+// memory feeds 64 rows per read instead of 16: S = Q K^T as m64n64k16 with Q
+// fragments in registers and K K-major, P x V with P from the score registers
+// and V [key][d] read MN-major (the transpose bit), both in the 128-byte
+// swizzle. The mma.sync kernel above reads 68 KiB of shared memory per entry
+// through ldmatrix, which with its dependency stalls at 8 warps per SM held it
+// at about twice that read floor (NOTES_cuda.md, sessions 3 and 6).
+//
+// Pipelined by one group: group i + 1's scores are issued right after group
+// i's P x V, so the tensor cores run both back to back and group i's partial
+// is written while group i + 1's scores compute. Shared memory (K and V, 64
+// KiB) holds the kernel at 2 CTAs per SM, so the registers this costs (two
+// accumulator sets and both products' A fragments live at once) are free.
+// Measured (H200, 128K, CUPTI; NOTES_cuda.md steps 49-50): mma.sync 34.3 ms,
+// this kernel unpipelined 31.5 ms, pipelined 28.7 ms.
+template <int D, int KB>
+__global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_wgmma_kernel(const BlockMajorParams p) {
+#if defined(MSA_HAVE_WGMMA)  // declared in every pass; the body exists only in sm_90a code
+    constexpr int WARPS = kBlockMajorThreads / 32;
+    static_assert(WARPS == 4, "one warpgroup");
+    constexpr int QT = BlockMajorSmem<D, KB>::kQTile;
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    // K and V ([D / 64][KB][64] each, swz128) 1024-byte aligned by an offset.
+    BlockMajorCta c;
+    if (!block_major_begin<D, KB, true>(p, smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u), c)) return;
+    const bf16 *ks = c.ks, *vs = c.vs;
+    const int* entries = c.entries;
+    const int g = c.g, n_entries = c.n_entries, k0 = c.k0, kvalid = c.kvalid;
+
+    // Every warp runs every group (wgmma is warpgroup-wide); a warp past the
+    // last entry computes on a stale Q buffer and writes nothing. Rows are
+    // independent through both products, so its garbage stays in its rows.
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int n_groups = (n_entries + WARPS - 1) / WARPS;
+    bf16* my_q = c.qs + warp * 2 * QT;
+    // Group j's Q goes to buffer j % 2, one cp.async group per call (empty or
+    // not), so that wait<1> below always means "group j has landed".
+    auto stage_q = [&](int j) {
+        const int i = j * WARPS + warp;
+        if (i < n_entries) stage_entry_q<D>(p, entries[i], g, my_q + (j & 1) * QT);
+        cp_async_commit();
+    };
+    uint32_t qf[D / 16][4];
+    // Group j's Q fragments into registers; its buffer then takes group j + 2.
+    auto read_q = [&](int j) {
+        cp_async_wait<1>();
+        __syncwarp();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            ldmatrix_x4(qf[kk], smem_addr(my_q + (j & 1) * QT + swz<D>(lane & 15, kk * 16 + (lane >> 4) * 8)));
+        __syncwarp();  // every lane has read the buffer before it is refilled
+        stage_q(j + 2);
+    };
+    stage_q(0);
+    stage_q(1);
+    cp_async_wait<1>();   // K, V and group 0's Q
+    fence_proxy_async();  // K and V were written through the generic proxy, the tensor cores read them
+    __syncthreads();
+
+    // Accumulators as m64n64 tiles (s[nh]: keys 64nh .., o[dh]: dims 64dh ..);
+    // the shared helpers see them whole as [keys / 8][4] and [D / 8][4]. Casting
+    // one n64 slice out of a flat array instead put the scores in local memory.
+    float s[KB / 64][8][4], o[D / 64][8][4];
+    auto& s_flat = reinterpret_cast<float(&)[KB / 8][4]>(s);
+    auto& o_flat = reinterpret_cast<const float(&)[D / 8][4]>(o);
+    uint32_t pf[KB / 16][4];
+    auto issue_scores = [&] {
+        fence_tiles(s);
+        wgmma_fence();
+#pragma unroll
+        for (int nh = 0; nh < KB / 64; ++nh)
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk)
+                wgmma_m64n64k16(s[nh], qf[kk],
+                                sw128_desc(ks + (kk / 4) * KB * 64 + nh * 64 * 64) + 2 * (kk % 4), kk > 0);
+        wgmma_commit();
+    };
+    // Group j's scores (landed) to P, then P x V issued into o. P is packed
+    // into bf16 A fragments before the fence: a register written between the
+    // wgmmas of one group makes ptxas inject a warpgroup.arrive before each
+    // (warning C7519).
+    float m_a, m_b, l_a, l_b;
+    auto softmax_and_issue_pv = [&](int j) {
+        fence_tiles(s);
+        const int i = j * WARPS + warp;
+        const int entry = i < n_entries ? entries[i] : 0;
+        block_softmax_rows<KB>(s_flat, k0, kvalid, p.q_offset + p.w0 + entry / p.slots, p.scale_log2, m_a, m_b, l_a, l_b);
+#pragma unroll
+        for (int kk = 0; kk < KB / 16; ++kk) {
+            pf[kk][0] = pack_bf16(s_flat[2 * kk][0], s_flat[2 * kk][1]);
+            pf[kk][1] = pack_bf16(s_flat[2 * kk][2], s_flat[2 * kk][3]);
+            pf[kk][2] = pack_bf16(s_flat[2 * kk + 1][0], s_flat[2 * kk + 1][1]);
+            pf[kk][3] = pack_bf16(s_flat[2 * kk + 1][2], s_flat[2 * kk + 1][3]);
+        }
+        fence_tiles(o);
+        wgmma_fence();
+        // Keys 16kk .. 16kk + 15 are two 8-row atoms of the [key][64] half
+        // tiles: 2 KiB per step, SBO 1 KiB between the atoms.
+#pragma unroll
+        for (int kk = 0; kk < KB / 16; ++kk)
+#pragma unroll
+            for (int dh = 0; dh < D / 64; ++dh)
+                wgmma_m64n64k16<1>(o[dh], pf[kk],
+                                   sw128_mn_desc(vs + dh * KB * 64 + kk * 16 * 64, KB * 128), kk > 0);
+        wgmma_commit();
+    };
+    auto write = [&](int j) {
+        fence_tiles(o);
+        const int i = j * WARPS + warp;
+        if (i >= n_entries) return;
+        const int entry = entries[i];
+        const long prow = (static_cast<long>(entry / p.slots) * p.n_kv_heads + g) * p.slots + entry % p.slots;
+        write_block_partial<D>(p, o_flat, prow, m_a, m_b, l_a, l_b);
+    };
+
+    read_q(0);
+    issue_scores();
+    // The last group is peeled: ptxas serialises wgmmas issued under a branch
+    // (mma_utils.cuh, mbar_wait), and group j + 1's scores are issued in every
+    // pass of this loop.
+    int j = 0;
+    for (; j + 1 < n_groups; ++j) {
+        wgmma_wait<0>();  // group j's scores
+        softmax_and_issue_pv(j);
+        read_q(j + 1);
+        issue_scores();
+        wgmma_wait<1>();  // group j's P x V; group j + 1's scores may still run
+        write(j);
+    }
+    wgmma_wait<0>();
+    softmax_and_issue_pv(j);
+    wgmma_wait<0>();
+    write(j);
+#endif
 }
 
 // One thread per (token of the window, group, head, 8 channels).

@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(kDecodeAttendThreads) sparse_decode_attend_ker
     const int g = blockIdx.y, r = p.group;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, c = (lane % 4) * 2;
     const long kv_stride = static_cast<long>(p.n_kv_heads) * D;
-    load_tile_async<D, kDecodeAttendThreads>(qs, p.q + static_cast<long>(g) * r * D, D, 16, r);  // rows r..15 zero
+    load_tile_async<D, kDecodeAttendThreads, 16>(qs, p.q + static_cast<long>(g) * r * D, D, r);  // rows r..15 zero
     cp_async_commit();
 
     // This lane's rows a = lane / 4 and b = lane / 4 + 8: running max (log2
@@ -98,9 +98,9 @@ __global__ void __launch_bounds__(kDecodeAttendThreads) sparse_decode_attend_ker
         if (staged) __syncthreads();  // every warp is done with the previous piece's K and V
         staged = true;
         // K and V in two groups: the scores start while V is in flight.
-        load_tile_async<D, kDecodeAttendThreads>(ks, p.k + key0 * kv_stride + g * D, kv_stride, kDecodePieceKeys, kvalid);
+        load_tile_async<D, kDecodeAttendThreads, kDecodePieceKeys>(ks, p.k + key0 * kv_stride + g * D, kv_stride, kvalid);
         cp_async_commit();
-        load_tile_async<D, kDecodeAttendThreads>(vs, p.v + key0 * kv_stride + g * D, kv_stride, kDecodePieceKeys, kvalid);
+        load_tile_async<D, kDecodeAttendThreads, kDecodePieceKeys>(vs, p.v + key0 * kv_stride + g * D, kv_stride, kvalid);
         cp_async_commit();
         cp_async_wait<1>();
         __syncthreads();

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <iterator>
 #include <set>
@@ -251,16 +252,27 @@ TEST_P(BackendOps, SparseAttentionMatchesCpu) {
     const size_t n_out = static_cast<size_t>(c.n) * c.groups * c.r * c.d;
     std::vector<float> cpu(n_out), gpu(n_out);
     msa::sparse_attention(in.qkv(), sel, c.block, cpu.data(), threads());
-    // Both orders of the main branch, whatever the automatic choice would be.
-    for (msa::SparseOrder order : {msa::SparseOrder::token_major, msa::SparseOrder::block_major}) {
-        const bool block_major = order == msa::SparseOrder::block_major;
+    // Both orders of the main branch, whatever the automatic choice would be,
+    // and block-major with both attend kernels (wgmma where the device has it,
+    // mma.sync as on sm_80).
+    struct Run {
+        msa::SparseOrder order;
+        bool force_mma;
+        const char* label;
+    };
+    for (const Run run : {Run{msa::SparseOrder::token_major, false, "sparse_attention"},
+                          Run{msa::SparseOrder::block_major, false, "sparse_block_major"},
+                          Run{msa::SparseOrder::block_major, true, "sparse_block_major_mma"}}) {
+        const bool block_major = run.order == msa::SparseOrder::block_major;
         if (block_major && (c.r > 16 || c.block > 128)) continue;
         std::fill(gpu.begin(), gpu.end(), NAN);
-        msa::cuda::sparse_attention(in.qkv(), sel, c.block, gpu.data(), order);
-        ASSERT_TRUE(all_finite(gpu)) << "poisoned or non-finite output" << (block_major ? " (block-major)" : "");
+        if (run.force_mma) setenv("MSA_BLOCK_MAJOR_ATTEND", "mma", 1);
+        msa::cuda::sparse_attention(in.qkv(), sel, c.block, gpu.data(), run.order);
+        if (run.force_mma) unsetenv("MSA_BLOCK_MAJOR_ATTEND");
+        ASSERT_TRUE(all_finite(gpu)) << "poisoned or non-finite output (" << run.label << ")";
         double e = nmse(gpu.data(), cpu.data(), n_out);
-        note(block_major ? "sparse_block_major" : "sparse_attention", e, c.name());
-        EXPECT_LT(e, 5e-4) << c.name() << (block_major ? " (block-major)" : "");
+        note(run.label, e, c.name());
+        EXPECT_LT(e, 5e-4) << c.name() << " (" << run.label << ")";
     }
 }
 
@@ -633,7 +645,7 @@ TEST(KernelCollector, MultiKernelOpCostGoesToItsArithmeticKernel) {
         sum += r.flops;
         if (r.flops > 0) {
             ++costed;
-            EXPECT_NE(r.name.find("block_major_attend_kernel"), std::string::npos) << r.name;
+            EXPECT_NE(r.name.find("block_major_attend"), std::string::npos) << r.name;  // wgmma or mma.sync
         }
     }
     EXPECT_GE(sparse, 5) << "count, plan, fill, attend, merge";
