@@ -278,10 +278,11 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
         for (int j = 0; j < KN / 8; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) fence_operand(s[j][e]);
+        const uint32_t desc_lo = sw128_desc_lo(ks);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk)
-            wgmma_m64n64k16(s, qf[kk], sw128_desc(ks + (kk / 4) * KN * 64) + 2 * (kk % 4), kk > 0);
+            wgmma_m64n64k16(s, qf[kk], sw128_desc_at(desc_lo, ((kk / 4) * KN * 64 + (kk % 4) * 16) * 2), kk > 0);
         wgmma_commit();
     };
     // Chunk i's scores are in `cur` once wgmma(i) retires; chunk i + 1 is

@@ -84,8 +84,8 @@ __device__ __forceinline__ int swz128(int rows, int row, int col) {
 // thread keeps one 16-byte column and steps a multiple of 8 rows per copy, so
 // the swizzled offset is fixed and each copy costs a compare, an add and the
 // LDGSTS. With `rows` a run-time argument the dense tile's two loads per chunk
-// were a generic loop with remainder handling and spilled indices, about 200
-// of its 1,400 instructions per warp and chunk (SASS, session 7).
+// were a generic loop with remainder handling and spilled indices, about 400
+// of its 1,430 instructions per warp and chunk (SASS; NOTES_cuda.md step 48).
 template <int D, int NTHREADS, int ROWS, bool SW128 = false>
 __device__ __forceinline__ void load_tile_async(bf16* tile, const bf16* base, long stride, int valid) {
     constexpr int CH = D / 8;  // 16-byte chunks per row
@@ -212,6 +212,17 @@ __device__ __forceinline__ void bulk_load_if(bool pred, uint64_t* full, void* ds
 __device__ __forceinline__ uint64_t sw128_desc(const void* p) {
     const uint64_t addr = smem_addr(p);
     return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((1024ull >> 4) << 32) | (1ull << 62);
+}
+
+// The same descriptor as a low word (start address >> 4, LBO) and a constant
+// high word (SBO 1024 B, SWIZZLE_128B), so that a k-step or stage offset is one
+// 32-bit add: the start field is 14 bits of a 256 KiB space and cannot carry
+// into the LBO. Adding to sw128_desc's 64-bit value compiled to a 64-bit add,
+// copies and two R2UR per wgmma: 97 of every 560 instructions per chunk pair of
+// the pipelined index tile at 128K (ncu, session 6).
+__device__ __forceinline__ uint32_t sw128_desc_lo(const void* p) { return ((smem_addr(p) & 0x3FFFF) >> 4) | (1u << 16); }
+__device__ __forceinline__ uint64_t sw128_desc_at(uint32_t lo, uint32_t byte_offset) {
+    return (static_cast<uint64_t>((1024u >> 4) | (1u << 30)) << 32) | (lo + (byte_offset >> 4));
 }
 
 // Descriptor of an MN-major, 128-byte-swizzled operand (wgmma's transpose
