@@ -209,21 +209,18 @@ __device__ __forceinline__ void bulk_load_if(bool pred, uint64_t* full, void* ds
 // address >> 4, leading offset unused for swizzled K-major (1), stride between
 // 8-row groups 1024 B, layout type 1 = SWIZZLE_128B. A k16 step inside the
 // 64-element swizzle row advances the start address by 32 bytes.
-__device__ __forceinline__ uint64_t sw128_desc(const void* p) {
-    const uint64_t addr = smem_addr(p);
-    return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((1024ull >> 4) << 32) | (1ull << 62);
-}
-
-// The same descriptor as a low word (start address >> 4, LBO) and a constant
-// high word (SBO 1024 B, SWIZZLE_128B), so that a k-step or stage offset is one
-// 32-bit add: the start field is 14 bits of a 256 KiB space and cannot carry
-// into the LBO. Adding to sw128_desc's 64-bit value compiled to a 64-bit add,
-// copies and two R2UR per wgmma: 97 of every 560 instructions per chunk pair of
-// the pipelined index tile at 128K (ncu, session 6).
+//
+// sw128_desc_lo is its low word (start, LBO) and sw128_desc_at adds a byte
+// offset to it under the constant high word (SBO, layout), so that a k-step or
+// stage offset is one 32-bit add: the start field is 14 bits of a 256 KiB
+// space and cannot carry into the LBO. Adding to the 64-bit value compiled to
+// a 64-bit add, copies and two R2UR per wgmma: 97 of every 560 instructions
+// per chunk pair of the pipelined index tile at 128K (ncu, session 6).
 __device__ __forceinline__ uint32_t sw128_desc_lo(const void* p) { return ((smem_addr(p) & 0x3FFFF) >> 4) | (1u << 16); }
 __device__ __forceinline__ uint64_t sw128_desc_at(uint32_t lo, uint32_t byte_offset) {
     return (static_cast<uint64_t>((1024u >> 4) | (1u << 30)) << 32) | (lo + (byte_offset >> 4));
 }
+__device__ __forceinline__ uint64_t sw128_desc(const void* p) { return sw128_desc_at(sw128_desc_lo(p), 0); }
 
 // Descriptor of an MN-major, 128-byte-swizzled operand (wgmma's transpose
 // bit): rows of 64 contiguous MN elements, 8-row atoms along K 1024 B apart

@@ -85,20 +85,11 @@ void launch_cluster_decode(const SparseAttentionOp& op, cudaStream_t stream) {
         return std::max(DecodeAttendSmem<D>::bytes(), e ? static_cast<size_t>(std::atoi(e)) << 10 : size_t(0));
     }();
     DecodeAttendParams p;
-    p.q = op.q;
-    p.k = op.k;
-    p.v = op.v;
-    p.out = op.out;
+    copy_attention_shape(op, p);
     p.sel = op.sel;
     p.slots = op.slots;
     p.block = op.block;
     p.pieces = (op.block + kDecodePieceKeys - 1) / kDecodePieceKeys;
-    p.pos = op.q_offset;
-    p.n_kv = op.n_kv;
-    p.n_heads = op.n_heads;
-    p.n_kv_heads = op.n_kv_heads;
-    p.group = op.n_heads / op.n_kv_heads;
-    p.scale_log2 = op.scale * 1.4426950408889634f;
     // Clusters of up to 16 CTAs need the non-portable opt-in; where the device
     // cannot place one (the occupancy query says 0 clusters), 8 (portable).
     static const int widest = [] {

@@ -42,8 +42,9 @@ struct DecodeAttendParams {
     bf16* out = nullptr;           // [Hq, D]
     const int32_t* sel = nullptr;  // [G, slots]: the token's selection
     int slots = 0, block = 0, pieces = 0;  // pieces = ceil(block / 128)
-    int pos = 0, n_kv = 0, n_heads = 0, n_kv_heads = 0, group = 0;
+    int q_offset = 0, n_kv = 0, n_heads = 0, n_kv_heads = 0, group = 0;  // q_offset: the token's position
     float scale_log2 = 0;
+    int n_q = 0;  // 1; filled by copy_attention_shape with the rest
 };
 
 template <int D>
@@ -118,7 +119,7 @@ __global__ void __launch_bounds__(kDecodeAttendThreads) sparse_decode_attend_ker
 #pragma unroll
             for (int x = 0; x < 4; ++x) {
                 const int key = wk + j * 8 + c + (x & 1);
-                if (!(key < kvalid && key0 + key <= p.pos)) s[j][x] = -INFINITY;
+                if (!(key < kvalid && key0 + key <= p.q_offset)) s[j][x] = -INFINITY;
                 if (x < 2) mx_a = fmaxf(mx_a, s[j][x]);
                 else mx_b = fmaxf(mx_b, s[j][x]);
             }
