@@ -164,15 +164,21 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
     // quad's lead lane alone, was 45% of the kernel's instructions and half of
     // its stall samples at 32K (ncu source counters: a dependent chain of
     // shifts per insertion, divergent across the warp's 8 rows).
-    const unsigned quad_mask = 0xFu << (lane & ~3);
-    // "Worst" is last in ranks_before's order (score desc, id asc), written
-    // out here: calling ranks_before (with its INT_MAX sentinels) compiled to
-    // a different kernel, 15% fewer instructions and fewer spills, not yet
-    // timed on a GPU; this form is the one measured in NOTES_cuda.md step 43.
-    auto find_worst = [&](const float* cs, const int32_t* ci, int cap, int r) {
+    //
+    // The search runs warp-wide whenever any row of the warp needs it, and only
+    // the rows that asked keep its result. Run per quad under divergence (the
+    // form of NOTES_cuda.md step 43), each shuffle compiled to a convergence
+    // check (MATCH.ANY, REDUX, BRA.DIV), the run-time slot loop to unrolled
+    // remainder code, and the block's bookkeeping was 128 of the 259 warp
+    // instructions per 64-key chunk at 128K (ncu source counters, session 8).
+    auto row_cap = [&](int r) { return max(0, p.k_top - forced_count(loc[r], p.sink)); };
+    auto find_worst = [&](int r, bool keep) {
+        const int cap = row_cap(r), lrow = warp * 16 + lane / 4 + r * 8;
+        const float* cs = cand_s + lrow * p.cand_cap;
+        const int32_t* ci = cand_i + lrow * p.cand_cap;
         float ws = INFINITY;
         int wi = -1, wslot = 0;
-        for (int j = lane % 4; j < cap; j += 4) {
+        auto consider = [&](int j) {
             const float x = cs[j];
             const int xi = ci[j];
             if (x < ws || (x == ws && xi > wi)) {
@@ -180,28 +186,38 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
                 wi = xi;
                 wslot = j;
             }
+        };
+        if (p.cand_cap <= 16) {  // k up to 17: four slots per lane, no loop
+#pragma unroll
+            for (int t = 0; t < 4; ++t)
+                if (lane % 4 + 4 * t < cap) consider(lane % 4 + 4 * t);
+        } else {
+            for (int j = lane % 4; j < cap; j += 4) consider(j);
         }
 #pragma unroll
         for (int o = 1; o <= 2; o <<= 1) {
-            const float os = __shfl_xor_sync(quad_mask, ws, o);
-            const int oi = __shfl_xor_sync(quad_mask, wi, o), oslot = __shfl_xor_sync(quad_mask, wslot, o);
+            const float os = __shfl_xor_sync(0xffffffffu, ws, o);
+            const int oi = __shfl_xor_sync(0xffffffffu, wi, o), oslot = __shfl_xor_sync(0xffffffffu, wslot, o);
             if (os < ws || (os == ws && oi > wi)) {
                 ws = os;
                 wi = oi;
                 wslot = oslot;
             }
         }
-        thr[r] = ws;
-        worst[r] = wslot;
+        if (keep) {
+            thr[r] = ws;
+            worst[r] = wslot;
+        }
     };
     auto finish_block = [&](int b) {
+        bool full_now[R];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
             float pooled = !MEAN ? fmaxf(acc[r][0], acc[r][1]) : acc[r][0] + acc[r][1];
             pooled = !MEAN ? quad_max(pooled) : quad_sum(pooled);
             acc[r][0] = acc[r][1] = empty_score;
             // Everything below is the same for the 4 lanes of a quad (one row).
-            if (!((valid_bits >> r) & 1u)) continue;
+            const bool valid = (valid_bits >> r) & 1u;
             float score = -INFINITY;
             if (b <= loc[r]) {
                 if (!MEAN) {
@@ -211,26 +227,29 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
                     score = pooled * p.scale / static_cast<float>(max(keys, 1));
                 }
             }
-            if (p.scores && lead) {
+            if (p.scores && lead && valid) {
                 const Row w = row_of(r);
                 p.scores[(static_cast<long>(w.tok) * p.n_groups + w.grp) * p.nb + b] = score;
             }
-            if (!(score > thr[r]) || !p.sel || b >= loc[r] || (p.sink && b == 0)) continue;
             // thr is -inf until the list is full, so this is rare after the first
             // blocks: only a block that beats the row's k-th best goes on.
-            const int cap = max(0, p.k_top - forced_count(loc[r], p.sink));
-            if (cap == 0) continue;
-            const int lrow = warp * 16 + lane / 4 + r * 8;
-            float* cs = cand_s + lrow * p.cand_cap;
-            int32_t* ci = cand_i + lrow * p.cand_cap;
-            const int at = cnt[r] < cap ? cnt[r]++ : worst[r];
-            if (lead) {
-                cs[at] = score;
-                ci[at] = b;
+            const int cap = row_cap(r);
+            full_now[r] = false;
+            if (valid && p.sel && score > thr[r] && b < loc[r] && !(p.sink && b == 0) && cap > 0) {
+                const int lrow = warp * 16 + lane / 4 + r * 8;
+                const int at = cnt[r] < cap ? cnt[r]++ : worst[r];
+                if (lead) {
+                    cand_s[lrow * p.cand_cap + at] = score;
+                    cand_i[lrow * p.cand_cap + at] = b;
+                }
+                full_now[r] = cnt[r] == cap;  // full (still filling: thr stays -inf)
             }
-            if (cnt[r] < cap) continue;  // still filling: thr stays -inf
-            __syncwarp(quad_mask);  // the lead's entry is visible to the quad
-            find_worst(cs, ci, cap, r);
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            if (!__any_sync(0xffffffffu, full_now[r])) continue;
+            __syncwarp();  // the leads' entries are visible to their quads
+            find_worst(r, full_now[r]);
         }
     };
     auto pool = [&](int c, float (&s)[KN / 8][4]) {
