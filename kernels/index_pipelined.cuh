@@ -170,7 +170,10 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
     // form of NOTES_cuda.md step 43), each shuffle compiled to a convergence
     // check (MATCH.ANY, REDUX, BRA.DIV), the run-time slot loop to unrolled
     // remainder code, and the block's bookkeeping was 128 of the 259 warp
-    // instructions per 64-key chunk at 128K (ncu source counters, session 8).
+    // instructions per 64-key chunk at 128K (ncu source counters); this form
+    // took the index from 20.2 to 17.9 ms there (NOTES_cuda.md step 57). The
+    // order is written out rather than taken from ranks_before, whose form was
+    // slower here (step 55).
     auto row_cap = [&](int r) { return max(0, p.k_top - forced_count(loc[r], p.sink)); };
     auto find_worst = [&](int r, bool keep) {
         const int cap = row_cap(r), lrow = warp * 16 + lane / 4 + r * 8;
