@@ -311,6 +311,36 @@ TEST(Chart, TicksAndLabels) {
     EXPECT_EQ(short_number(1500), "1500");
 }
 
+TEST(Chart, CutTimeAxisShortensOnlyLongIdleGaps) {
+    // Busy [0, 2] (two overlapping spans), [2.5, 3] and [100, 101]: the 0.5
+    // gap stays, the 97 one is drawn 1 long.
+    const CutTimeAxis axis = cut_idle_gaps({{100, 101}, {0, 1}, {0.5, 2}, {2.5, 3}}, 1.0);
+    EXPECT_DOUBLE_EQ(axis.drawn_length, 5.0);
+    ASSERT_EQ(axis.cuts.size(), 1u);
+    EXPECT_DOUBLE_EQ(axis.cuts[0].idle, 97.0);
+    EXPECT_DOUBLE_EQ(axis.cuts[0].resume, 100.0);
+    EXPECT_DOUBLE_EQ(axis.cuts[0].drawn, 3.5);
+    EXPECT_DOUBLE_EQ(axis(0), 0.0);
+    EXPECT_DOUBLE_EQ(axis(1.5), 1.5);
+    EXPECT_DOUBLE_EQ(axis(2.25), 2.25);
+    EXPECT_DOUBLE_EQ(axis(3), 3.0);
+    EXPECT_GT(axis(50), 3.0);
+    EXPECT_LT(axis(50), 4.0);
+    EXPECT_DOUBLE_EQ(axis(100), 4.0);
+    EXPECT_DOUBLE_EQ(axis(100.5), 4.5);
+    EXPECT_DOUBLE_EQ(axis(101), 5.0);
+    for (double t = -1, last = -1e9; t < 102; t += 0.25) {
+        EXPECT_GE(axis(t), last) << t;
+        last = axis(t);
+    }
+    // No gap over the limit: the axis is the identity over the data.
+    const CutTimeAxis flat = cut_idle_gaps({{0, 1}, {1.5, 2}}, 1.0);
+    EXPECT_TRUE(flat.cuts.empty());
+    EXPECT_DOUBLE_EQ(flat.drawn_length, 2.0);
+    EXPECT_DOUBLE_EQ(flat(1.25), 1.25);
+    EXPECT_DOUBLE_EQ(cut_idle_gaps({}, 1.0).drawn_length, 0.0);
+}
+
 size_t count_colour(const Image& img, Rgba c, int x0 = 0, int y0 = 0, int x1 = 1 << 30, int y1 = 1 << 30) {
     size_t n = 0;
     for (int y = std::max(0, y0); y < std::min(img.height, y1); ++y)

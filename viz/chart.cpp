@@ -20,6 +20,39 @@ double Scale::operator()(double v) const {
     return a + (x - x0) / (x1 - x0) * (b - a);
 }
 
+CutTimeAxis cut_idle_gaps(std::vector<std::pair<double, double>> spans, double max_gap) {
+    CutTimeAxis axis;
+    std::sort(spans.begin(), spans.end());
+    std::vector<std::pair<double, double>> busy;  // merged, in order
+    for (const auto& [start, end] : spans) {
+        if (!busy.empty() && start <= busy.back().second) busy.back().second = std::max(busy.back().second, end);
+        else busy.push_back({start, std::max(start, end)});
+    }
+    double drawn = 0;
+    for (size_t i = 0; i < busy.size(); ++i) {
+        if (i > 0) {
+            const double gap = busy[i].first - busy[i - 1].second;
+            if (gap > max_gap) axis.cuts.push_back({drawn + max_gap / 2, gap, busy[i].first});
+            drawn += std::min(gap, max_gap);
+        }
+        axis.knots.push_back({busy[i].first, drawn});
+        drawn += busy[i].second - busy[i].first;
+        axis.knots.push_back({busy[i].second, drawn});
+    }
+    axis.drawn_length = drawn;
+    return axis;
+}
+
+double CutTimeAxis::operator()(double t) const {
+    if (knots.empty()) return t;
+    if (t <= knots.front().t) return knots.front().drawn - (knots.front().t - t);
+    if (t >= knots.back().t) return knots.back().drawn + (t - knots.back().t);
+    // A real model's run has thousands of kernels, each mapped every frame.
+    const auto it = std::upper_bound(knots.begin(), knots.end(), t, [](double v, const Knot& k) { return v < k.t; });
+    const Knot &a = *(it - 1), &b = *it;
+    return b.t > a.t ? a.drawn + (t - a.t) / (b.t - a.t) * (b.drawn - a.drawn) : b.drawn;
+}
+
 std::vector<double> nice_ticks(double lo, double hi, int count) {
     std::vector<double> ticks;
     if (!(hi > lo) || count < 1) return {lo};

@@ -4,6 +4,7 @@
 // raster versions are what the PNG export writes.
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "viz/image.h"
@@ -23,6 +24,28 @@ std::vector<double> nice_ticks(double lo, double hi, int count);
 std::vector<double> log_ticks(double lo, double hi);
 // Short label: 4096 -> "4K", 1048576 -> "1M", 0.925 -> "0.925".
 std::string short_number(double v);
+
+// A time axis with long idle stretches cut out. A kernel bench spends most of
+// its wall time on the host and the peers (58 kernels over about 60 s, most
+// under a millisecond): drawn linearly, they are slivers at a few spots. Each
+// gap between busy intervals (overlaps merged) longer than `max_gap` is drawn
+// `max_gap` long; everything else keeps its length.
+struct CutTimeAxis {
+    struct Knot {
+        double t, drawn;  // data time and where it is drawn; linear in between
+    };
+    struct Cut {
+        double drawn;  // the middle of the shortened gap
+        double idle;   // its length in data time
+        double resume;  // the data time at which work resumes after it
+    };
+    std::vector<Knot> knots;
+    std::vector<Cut> cuts;
+    double drawn_length = 0;
+    double operator()(double t) const;  // data time -> drawn time, monotonic
+};
+// spans: (start, end) pairs in data time, any order.
+CutTimeAxis cut_idle_gaps(std::vector<std::pair<double, double>> spans, double max_gap);
 
 struct BarSeries {
     std::vector<double> values;

@@ -191,22 +191,51 @@ void ProfileView::timeline(const RunResult& run, float height) {
             t += s.ms;
         }
     }
-    double end = 0;
     int lanes = 1;
-    for (const Span& s : spans) end = std::max(end, s.end), lanes = std::max(lanes, s.lane + 1);
-    dl->AddText(ImVec2(p.x + 4, p.y + 2), to_imgui(viz::palette::text),
-                run.kernels.empty() ? "timeline (CPU stages)" : "timeline (kernels, one lane per stream)");
+    std::vector<std::pair<double, double>> intervals;
+    for (const Span& s : spans) lanes = std::max(lanes, s.lane + 1), intervals.push_back({s.start, s.end});
+    // Kernel records can sit seconds apart (a bench runs the peers and the
+    // host work in between): gaps longer than 3% of the busy time are drawn
+    // that long and marked, so that the kernels are not slivers.
+    const double busy = viz::cut_idle_gaps(intervals, 0).drawn_length;
+    const viz::CutTimeAxis axis = viz::cut_idle_gaps(intervals, run.kernels.empty() ? INFINITY : 0.03 * busy);
+    const double end = axis.drawn_length;
+    std::string title = run.kernels.empty() ? "timeline (CPU stages)" : "timeline (kernels, one lane per stream)";
+    if (!axis.cuts.empty())
+        title.replace(title.size() - 1, 1, "; " + std::to_string(axis.cuts.size()) + " idle gaps cut, marked //)");
+    dl->AddText(ImVec2(p.x + 4, p.y + 2), to_imgui(viz::palette::text), title.c_str());
     if (end <= 0) return;
     float x0 = p.x + 4, x1 = p.x + w - 4, y0 = p.y + 20, lane_h = std::min(28.f, (height - 40) / lanes);
-    for (double t : viz::nice_ticks(0, end, 8)) {
-        float px = x0 + static_cast<float>(t / end) * (x1 - x0);
-        dl->AddLine(ImVec2(px, y0), ImVec2(px, y0 + lanes * lane_h + 4), IM_COL32(60, 60, 70, 255));
-        const std::string label = viz::short_number(t) + " ms";
+    auto x_of = [&](double t) { return x0 + static_cast<float>(axis(t) / end) * (x1 - x0); };
+    const float axis_y = y0 + lanes * lane_h + 4;
+    auto tick = [&](float px, const std::string& label) {
+        dl->AddLine(ImVec2(px, y0), ImVec2(px, axis_y), IM_COL32(60, 60, 70, 255));
         const float label_x = std::min(px + 2, x1 - text_width(label));  // the last one stays inside the panel
-        dl->AddText(ImVec2(label_x, y0 + lanes * lane_h + 4), to_imgui(viz::palette::axis), label.c_str());
+        dl->AddText(ImVec2(label_x, axis_y), to_imgui(viz::palette::axis), label.c_str());
+        return label_x + text_width(label);
+    };
+    if (axis.cuts.empty()) {
+        for (double t : viz::nice_ticks(0, end, 8)) tick(x_of(t), viz::short_number(t) + " ms");
+    } else {
+        // Not a linear axis any more: a label where work starts and after each
+        // cut (the time it resumes), those that fit.
+        auto time_label = [](double ms) {
+            return ms >= 1000 ? viz::short_number(ms / 1000) + " s" : viz::short_number(ms) + " ms";
+        };
+        float free_x = tick(x_of(axis.knots.front().t), time_label(axis.knots.front().t)) + 8;
+        for (const viz::CutTimeAxis::Cut& c : axis.cuts) {
+            const float px = x0 + static_cast<float>(c.drawn / end) * (x1 - x0);
+            for (float dx : {-3.f, 2.f})
+                dl->AddLine(ImVec2(px + dx - 2, axis_y - 2), ImVec2(px + dx + 2, y0 + 2), to_imgui(viz::palette::axis));
+            if (hovered && std::abs(mouse.x - px) < 5 && mouse.y >= y0 && mouse.y < axis_y)
+                ImGui::SetTooltip("%s idle, cut (work resumes at %s)", time_label(c.idle).c_str(),
+                                  time_label(c.resume).c_str());
+            const std::string label = time_label(c.resume);
+            if (x_of(c.resume) >= free_x) free_x = tick(x_of(c.resume), label) + 8;
+        }
     }
     for (const Span& s : spans) {
-        float a = x0 + static_cast<float>(s.start / end) * (x1 - x0), b = x0 + static_cast<float>(s.end / end) * (x1 - x0);
+        float a = x_of(s.start), b = x_of(s.end);
         float ly = y0 + s.lane * lane_h;
         dl->AddRectFilled(ImVec2(a, ly + 2), ImVec2(std::max(a + 1, b), ly + lane_h - 2), phase_colour(s.phase));
         if (b - a > 60) dl->PushClipRect(ImVec2(a, ly), ImVec2(b, ly + lane_h), true),
