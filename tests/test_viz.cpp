@@ -312,9 +312,9 @@ TEST(Chart, TicksAndLabels) {
 }
 
 TEST(Chart, CutTimeAxisShortensOnlyLongIdleGaps) {
-    // Busy [0, 2] (two overlapping spans), [2.5, 3] and [100, 101]: the 0.5
-    // gap stays, the 97 one is drawn 1 long.
-    const CutTimeAxis axis = cut_idle_gaps({{100, 101}, {0, 1}, {0.5, 2}, {2.5, 3}}, 1.0);
+    // Busy [0, 2] (two overlapping spans), [2.5, 3] and [100, 101], 3.5 in all:
+    // at 1 / 3.5 of that the 0.5 gap stays, the 97 one is drawn 1 long.
+    const CutTimeAxis axis = cut_idle_gaps({{100, 101}, {0, 1}, {0.5, 2}, {2.5, 3}}, 1 / 3.5);
     EXPECT_DOUBLE_EQ(axis.drawn_length, 5.0);
     ASSERT_EQ(axis.cuts.size(), 1u);
     EXPECT_DOUBLE_EQ(axis.cuts[0].idle, 97.0);
@@ -333,12 +333,13 @@ TEST(Chart, CutTimeAxisShortensOnlyLongIdleGaps) {
         EXPECT_GE(axis(t), last) << t;
         last = axis(t);
     }
-    // No gap over the limit: the axis is the identity over the data.
-    const CutTimeAxis flat = cut_idle_gaps({{0, 1}, {1.5, 2}}, 1.0);
+    // No gap over the limit (1.5 busy, the limit 1): the axis is the identity over the data.
+    const CutTimeAxis flat = cut_idle_gaps({{0, 1}, {1.5, 2}}, 1 / 1.5);
     EXPECT_TRUE(flat.cuts.empty());
     EXPECT_DOUBLE_EQ(flat.drawn_length, 2.0);
     EXPECT_DOUBLE_EQ(flat(1.25), 1.25);
     EXPECT_DOUBLE_EQ(cut_idle_gaps({}, 1.0).drawn_length, 0.0);
+    EXPECT_TRUE(cut_idle_gaps({{0, 1}, {50, 51}}, INFINITY).cuts.empty());
 }
 
 size_t count_colour(const Image& img, Rgba c, int x0 = 0, int y0 = 0, int x1 = 1 << 30, int y1 = 1 << 30) {

@@ -20,7 +20,7 @@ double Scale::operator()(double v) const {
     return a + (x - x0) / (x1 - x0) * (b - a);
 }
 
-CutTimeAxis cut_idle_gaps(std::vector<std::pair<double, double>> spans, double max_gap) {
+CutTimeAxis cut_idle_gaps(std::vector<std::pair<double, double>> spans, double max_gap_fraction) {
     CutTimeAxis axis;
     std::sort(spans.begin(), spans.end());
     std::vector<std::pair<double, double>> busy;  // merged, in order
@@ -28,6 +28,9 @@ CutTimeAxis cut_idle_gaps(std::vector<std::pair<double, double>> spans, double m
         if (!busy.empty() && start <= busy.back().second) busy.back().second = std::max(busy.back().second, end);
         else busy.push_back({start, std::max(start, end)});
     }
+    double busy_length = 0;
+    for (const auto& [start, end] : busy) busy_length += end - start;
+    const double max_gap = std::isinf(max_gap_fraction) ? INFINITY : max_gap_fraction * busy_length;
     double drawn = 0;
     for (size_t i = 0; i < busy.size(); ++i) {
         if (i > 0) {

@@ -28,8 +28,8 @@ std::string short_number(double v);
 // A time axis with long idle stretches cut out. A kernel bench spends most of
 // its wall time on the host and the peers (58 kernels over about 60 s, most
 // under a millisecond): drawn linearly, they are slivers at a few spots. Each
-// gap between busy intervals (overlaps merged) longer than `max_gap` is drawn
-// `max_gap` long; everything else keeps its length.
+// gap between busy intervals (overlaps merged) longer than max_gap_fraction of
+// the busy time is drawn that long; everything else keeps its length.
 struct CutTimeAxis {
     struct Knot {
         double t, drawn;  // data time and where it is drawn; linear in between
@@ -44,8 +44,8 @@ struct CutTimeAxis {
     double drawn_length = 0;
     double operator()(double t) const;  // data time -> drawn time, monotonic
 };
-// spans: (start, end) pairs in data time, any order.
-CutTimeAxis cut_idle_gaps(std::vector<std::pair<double, double>> spans, double max_gap);
+// spans: (start, end) pairs in data time, any order; an infinite fraction cuts nothing.
+CutTimeAxis cut_idle_gaps(std::vector<std::pair<double, double>> spans, double max_gap_fraction);
 
 struct BarSeries {
     std::vector<double> values;

@@ -197,8 +197,7 @@ void ProfileView::timeline(const RunResult& run, float height) {
     // Kernel records can sit seconds apart (a bench runs the peers and the
     // host work in between): gaps longer than 3% of the busy time are drawn
     // that long and marked, so that the kernels are not slivers.
-    const double busy = viz::cut_idle_gaps(intervals, 0).drawn_length;
-    const viz::CutTimeAxis axis = viz::cut_idle_gaps(intervals, run.kernels.empty() ? INFINITY : 0.03 * busy);
+    const viz::CutTimeAxis axis = viz::cut_idle_gaps(intervals, run.kernels.empty() ? INFINITY : 0.03);
     const double end = axis.drawn_length;
     std::string title = run.kernels.empty() ? "timeline (CPU stages)" : "timeline (kernels, one lane per stream)";
     if (!axis.cuts.empty())
