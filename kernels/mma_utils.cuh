@@ -205,6 +205,36 @@ __device__ __forceinline__ void bulk_load_if(bool pred, uint64_t* full, void* ds
         : "memory");
 }
 
+// Bulk stores (shared -> global through the async proxy), counted in the
+// issuing thread's bulk groups, predicated inside the asm for the same reason
+// as the waits above. The shared source must not be rewritten, nor the CTA
+// exit, before bulk_wait_read says the copies have read it.
+__device__ __forceinline__ void bulk_store_if(bool pred, void* dst, const void* src, unsigned bytes) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %0, 0;\n"
+        "@p cp.async.bulk.global.shared::cta.bulk_group [%1], [%2], %3;\n}\n" ::"r"(static_cast<int>(pred)),
+        "l"(dst), "r"(smem_addr(src)), "r"(bytes)
+        : "memory");
+}
+__device__ __forceinline__ void bulk_commit_if(bool pred) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %0, 0;\n@p cp.async.bulk.commit_group;\n}\n" ::"r"(
+                     static_cast<int>(pred))
+                 : "memory");
+}
+__device__ __forceinline__ void bulk_wait_read_if(bool pred) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %0, 0;\n@p cp.async.bulk.wait_group.read 0;\n}\n" ::"r"(
+                     static_cast<int>(pred))
+                 : "memory");
+}
+// Four 8x8 b16 matrices from registers in mma's C layout (lane l: row l / 4,
+// columns 2 (l % 4) ..) to shared memory; lane i addresses row i % 8 of
+// matrix i / 8.
+__device__ __forceinline__ void stmatrix_x4(uint32_t addr, uint32_t r0, uint32_t r1, uint32_t r2, uint32_t r3) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(addr), "r"(r0), "r"(r1),
+                 "r"(r2), "r"(r3)
+                 : "memory");
+}
+
 // Descriptor of a K-major, 128-byte-swizzled operand in shared memory: start
 // address >> 4, leading offset unused for swizzled K-major (1), stride between
 // 8-row groups 1024 B, layout type 1 = SWIZZLE_128B. A k16 step inside the

@@ -225,7 +225,7 @@ void launch_block_major(const SparseAttentionOp& op, cudaStream_t stream) {
     const int n_lists = op.n_kv_heads * p.nb;
     const bool wgmma = block_major_wgmma();
     const auto attend = wgmma ? block_major_attend_wgmma_kernel<D, KB> : block_major_attend_kernel<D, KB>;
-    const size_t smem = BlockMajorSmem<D, KB>::bytes();
+    const size_t smem = wgmma ? BlockMajorSmem<D, KB>::wgmma_bytes() : BlockMajorSmem<D, KB>::bytes();
     if (wgmma)
         ensure_dynamic_smem<block_major_attend_wgmma_kernel<D, KB>>(smem);
     else
@@ -234,13 +234,13 @@ void launch_block_major(const SparseAttentionOp& op, cudaStream_t stream) {
         p.w0 = w0;
         p.nw = std::min(L.window, op.n_q - w0);
         const long entries = static_cast<long>(p.nw) * op.n_kv_heads * op.slots;
-        const unsigned index_grid = static_cast<unsigned>((entries + 255) / 256);
+        const dim3 index_grid = block_major_index_grid(entries, n_lists);
         MSA_CUDA_CHECK(cudaMemsetAsync(p.count, 0, static_cast<size_t>(n_lists) * 4, stream));
-        block_major_index_kernel<false><<<index_grid, 256, 0, stream>>>(p);
+        block_major_index_kernel<false><<<index_grid, kIndexThreads, 0, stream>>>(p);
         MSA_CUDA_CHECK(cudaGetLastError());
         block_major_plan_kernel<8><<<1, 1024, 0, stream>>>(p);
         MSA_CUDA_CHECK(cudaGetLastError());
-        block_major_index_kernel<true><<<index_grid, 256, 0, stream>>>(p);
+        block_major_index_kernel<true><<<index_grid, kIndexThreads, 0, stream>>>(p);
         MSA_CUDA_CHECK(cudaGetLastError());
         attend<<<static_cast<unsigned>(block_major_max_chunks(entries, n_lists)), kBlockMajorThreads, smem, stream>>>(p);
         MSA_CUDA_CHECK(cudaGetLastError());

@@ -50,44 +50,92 @@ struct BlockMajorParams {
     int* chunk_off = nullptr;    // [G * nb + 1]
     int* chunk_list = nullptr;   // [chunks]: the list (g * nb + b) each attend chunk belongs to
     int* list = nullptr;         // [nw * G * slots]
-    bf16* part_o = nullptr;      // [nw, G, slots, r, D], normalised by l
+    bf16* part_o = nullptr;      // [nw, G, slots] of [D / 64][r][64] (partial_at), normalised by l
     float2* part_ml = nullptr;   // [nw, G, slots, r]: (max in log2 units, sum)
 };
 
-// count (fill = false) or fill (true): one thread per (token of the window, group, slot).
+// count (FILL = false) or fill (true) of the reverse index, through a
+// histogram in shared memory: a CTA takes a run of the window's (token, group,
+// slot) entries and the lists [list0, list0 + kListsPerSlice) of its slice
+// (grid.y); an entry whose list is outside the slice is left to another CTA.
+// The count adds each list's histogram to the global count once per CTA; the
+// fill reserves each list's run of the reverse index with one atomic per CTA,
+// then places its entries with shared-memory atomics. The version before took
+// one global atomic per entry (returning, for the fill): 1.0 ms of the 128K
+// main branch for 8.4M entries, bound by the L2's atomic units.
+//
+// The order within a list still depends on the atomics; the merge sums in slot
+// order, so the output does not.
+constexpr int kListsPerSlice = 12288;  // 48 KiB of counters, no opt-in needed
+constexpr int kIndexThreads = 512;
+__host__ __device__ constexpr long block_major_index_entries_per_cta(int n_lists) {
+    // Enough entries per CTA that its histogram's flush (one pass over the
+    // slice) stays small against the entries themselves.
+    return 4L * (n_lists < kListsPerSlice ? (n_lists > 4096 ? n_lists : 4096) : kListsPerSlice);
+}
 template <bool FILL>
-__global__ void block_major_index_kernel(const BlockMajorParams p) {
-    const long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
-    const int G = p.n_kv_heads;
-    if (i >= static_cast<long>(p.nw) * G * p.slots) return;
-    const int b = p.sel[static_cast<long>(p.w0) * G * p.slots + i];
-    if (b < 0) return;
-    const int g = static_cast<int>((i / p.slots) % G);
-    if (FILL) {
-        const int at = atomicAdd(&p.cursor[g * p.nb + b], 1);
-        const long tl = i / (static_cast<long>(p.slots) * G);
-        p.list[at] = static_cast<int>(tl) * p.slots + static_cast<int>(i % p.slots);
-    } else {
-        atomicAdd(&p.count[g * p.nb + b], 1);
+__global__ void __launch_bounds__(kIndexThreads) block_major_index_kernel(const BlockMajorParams p) {
+    __shared__ int hist[kListsPerSlice];
+    const int G = p.n_kv_heads, n_lists = G * p.nb;
+    const int list0 = blockIdx.y * kListsPerSlice, n_slice = min(kListsPerSlice, n_lists - list0);
+    const long per_cta = block_major_index_entries_per_cta(n_lists);
+    const long first = blockIdx.x * per_cta;
+    const long end = min(first + per_cta, static_cast<long>(p.nw) * G * p.slots);
+    const int32_t* sel = p.sel + static_cast<long>(p.w0) * G * p.slots;
+    // The entry's list in this slice, or -1.
+    auto slice_list = [&](long i) {
+        const int b = sel[i];
+        const int l = static_cast<int>((i / p.slots) % G) * p.nb + b - list0;
+        return b >= 0 && l >= 0 && l < n_slice ? l : -1;
+    };
+    for (int l = threadIdx.x; l < n_slice; l += kIndexThreads) hist[l] = 0;
+    __syncthreads();
+    for (long i = first + threadIdx.x; i < end; i += kIndexThreads) {
+        const int l = slice_list(i);
+        if (l >= 0) atomicAdd(&hist[l], 1);
     }
+    __syncthreads();
+    for (int l = threadIdx.x; l < n_slice; l += kIndexThreads) {
+        const int n = hist[l];
+        if (n == 0) continue;
+        if (FILL)
+            hist[l] = atomicAdd(&p.cursor[list0 + l], n);
+        else
+            atomicAdd(&p.count[list0 + l], n);
+    }
+    if (!FILL) return;
+    __syncthreads();
+    for (long i = first + threadIdx.x; i < end; i += kIndexThreads) {
+        const int l = slice_list(i);
+        if (l < 0) continue;
+        const long tl = i / (static_cast<long>(p.slots) * G);
+        p.list[atomicAdd(&hist[l], 1)] = static_cast<int>(tl) * p.slots + static_cast<int>(i % p.slots);
+    }
+}
+inline dim3 block_major_index_grid(long entries, int n_lists) {
+    const long per_cta = block_major_index_entries_per_cta(n_lists);
+    return dim3(static_cast<unsigned>((entries + per_cta - 1) / per_cta),
+                static_cast<unsigned>((n_lists + kListsPerSlice - 1) / kListsPerSlice));
 }
 
 // One CTA of 1024 threads scans the G * nb counts in tiles of 1024 * ITEMS.
 template <int ITEMS>
 __global__ void __launch_bounds__(1024) block_major_plan_kernel(const BlockMajorParams p) {
     using Scan = cub::BlockScan<int, 1024>;
+    constexpr int kTile = 1024 * ITEMS;
     __shared__ typename Scan::TempStorage temp;
+    __shared__ int tile_chunk_off[kTile + 1];  // the tile's lists' first chunks, tile-relative
     __shared__ int carry_entries, carry_chunks;
     const int n = p.n_kv_heads * p.nb;
     if (threadIdx.x == 0) carry_entries = carry_chunks = 0;
     __syncthreads();
-    for (int base = 0; base < n; base += 1024 * ITEMS) {
-        int cnt[ITEMS], chunks[ITEMS], own_chunks[ITEMS];
+    for (int base = 0; base < n; base += kTile) {
+        int cnt[ITEMS], chunks[ITEMS];
 #pragma unroll
         for (int j = 0; j < ITEMS; ++j) {
             const int i = base + threadIdx.x * ITEMS + j;
             cnt[j] = i < n ? p.count[i] : 0;
-            chunks[j] = own_chunks[j] = (cnt[j] + kEntriesPerChunk - 1) / kEntriesPerChunk;
+            chunks[j] = (cnt[j] + kEntriesPerChunk - 1) / kEntriesPerChunk;
         }
         int tile_entries = 0, tile_chunks = 0;
         Scan(temp).ExclusiveSum(cnt, cnt, tile_entries);
@@ -97,15 +145,28 @@ __global__ void __launch_bounds__(1024) block_major_plan_kernel(const BlockMajor
 #pragma unroll
         for (int j = 0; j < ITEMS; ++j) {
             const int i = base + threadIdx.x * ITEMS + j;
+            tile_chunk_off[threadIdx.x * ITEMS + j] = chunks[j];
             if (i < n) {
                 p.offset[i] = ce + cnt[j];
                 p.cursor[i] = ce + cnt[j];
                 p.chunk_off[i] = cc + chunks[j];
-                // Each attend CTA finds its list here with one load; it used to
-                // binary-search chunk_off, 12 dependent L2 round trips at 128K
-                // before its K/V load could start.
-                for (int c = 0; c < own_chunks[j]; ++c) p.chunk_list[cc + chunks[j] + c] = i;
             }
+        }
+        if (threadIdx.x == 0) tile_chunk_off[kTile] = tile_chunks;
+        __syncthreads();
+        // The chunk map: each attend CTA finds its list there with one load (it
+        // used to binary-search chunk_off, 12 dependent L2 round trips at 128K
+        // before its K/V load could start). Written one chunk per thread, the
+        // list found by a search in shared memory, so the stores are coalesced;
+        // each thread writing its own lists' chunks measured 0.20 against 0.18
+        // ms for the 5 windows at 128K.
+        for (int c = threadIdx.x; c < tile_chunks; c += 1024) {
+            int lo = 0, hi = kTile;  // the last list whose first chunk is <= c
+            while (hi - lo > 1) {
+                const int mid = (lo + hi) / 2;
+                if (tile_chunk_off[mid] <= c) lo = mid; else hi = mid;
+            }
+            p.chunk_list[cc + c] = base + lo;
         }
         __syncthreads();
         if (threadIdx.x == 0) {
@@ -120,14 +181,26 @@ __global__ void __launch_bounds__(1024) block_major_plan_kernel(const BlockMajor
 // Shared memory of the attend kernels: the block's K and V, each warp's two Q
 // buffers (the next entry's Q streams in while the current one computes), the
 // chunk's entries; 1 KiB of slack aligns the wgmma kernel's K and V (its
-// 128-byte swizzle is on address bits).
+// 128-byte swizzle is on address bits). The wgmma kernel adds each warp's
+// partial staging tile and keeps the entries in the slack where it has room
+// (block_major_entries): with them after the tiles it would need 256 B more
+// than two CTAs per SM leave.
 template <int D, int KB>
 struct BlockMajorSmem {
     static constexpr int kQTile = 16 * D;  // one entry's r <= 16 query rows
-    static constexpr size_t bytes() {
-        return 1024 + (2 * KB * D + 2 * (kBlockMajorThreads / 32) * kQTile) * sizeof(bf16) + kEntriesPerChunk * 4;
-    }
+    static constexpr size_t tiles = (2 * KB * D + 2 * (kBlockMajorThreads / 32) * kQTile) * sizeof(bf16);
+    static constexpr size_t stage = (kBlockMajorThreads / 32) * kQTile * sizeof(bf16);
+    static constexpr size_t bytes() { return 1024 + tiles + kEntriesPerChunk * 4; }
+    static constexpr size_t wgmma_bytes() { return 1024 + tiles + stage; }
 };
+
+// A partial's element (row, col) within its entry's [D / 64][r][64] run. The
+// 16-byte chunks of each 128-byte row are XOR-swizzled by the row, so that
+// the wgmma kernel's stmatrix into a staging tile of the same layout hits 8
+// distinct bank groups, and the tile goes out as one bulk copy per 64 columns.
+__host__ __device__ __forceinline__ int partial_at(int r, int row, int col) {
+    return (col / 64) * r * 64 + row * 64 + ((((col % 64) / 8) ^ (row & 7)) * 8) + col % 8;
+}
 
 // The chunk a CTA of the attend grid owns: list gb = (g, b) and its entries
 // [first, first + n_entries). False for the spare CTAs past the last chunk.
@@ -154,11 +227,12 @@ struct BlockMajorCta {
     int g, n_entries, k0, kvalid;
 };
 template <int D, int KB, bool SW128>
-__device__ __forceinline__ bool block_major_begin(const BlockMajorParams& p, unsigned char* smem, BlockMajorCta& c) {
+__device__ __forceinline__ bool block_major_begin(const BlockMajorParams& p, unsigned char* smem, int* entries,
+                                                  BlockMajorCta& c) {
     c.ks = reinterpret_cast<bf16*>(smem);
     c.vs = c.ks + KB * D;
     c.qs = c.vs + KB * D;
-    c.entries = reinterpret_cast<int*>(c.qs + 2 * (kBlockMajorThreads / 32) * BlockMajorSmem<D, KB>::kQTile);
+    c.entries = entries;
     BlockMajorChunk ch;
     if (!block_major_chunk(p, ch)) return false;
     c.g = ch.g;
@@ -232,14 +306,50 @@ __device__ __forceinline__ void write_block_partial(const BlockMajorParams& p, c
     // Rows a (x = 0: accumulators 0, 1) and b (x = 1: accumulators 2, 3).
     auto write_row = [&](int head, int x, float m, float l) {
         const float inv = l > 0.f ? 1.f / l : 0.f;
-        bf16* dst = p.part_o + (prow * r + head) * D;
+        bf16* dst = p.part_o + prow * r * D;
 #pragma unroll
         for (int j = 0; j < D / 8; ++j)
-            *reinterpret_cast<uint32_t*>(dst + j * 8 + c) = pack_bf16(o[j][2 * x] * inv, o[j][2 * x + 1] * inv);
+            *reinterpret_cast<uint32_t*>(dst + partial_at(r, head, j * 8 + c)) =
+                pack_bf16(o[j][2 * x] * inv, o[j][2 * x + 1] * inv);
         if (c == 0) p.part_ml[prow * r + head] = make_float2(m, l);
     };
     if (lane / 4 < r) write_row(lane / 4, 0, m_a, l_a);
     if (lane / 4 + 8 < r) write_row(lane / 4 + 8, 1, m_b, l_b);
+}
+
+// write_block_partial for the wgmma attend: the warp's 16 x D tile goes to
+// its staging tile by stmatrix and out as one bulk copy per 64 columns (the r
+// valid rows); the (max, sum) pairs as before. Measured (H200, 128K, same
+// call; NOTES_cuda.md step 63): with the partials not written at all the main
+// branch took 25.7 instead of 39.1 ms; the direct stores above, 32 four-byte
+// stores per lane that each touch 8 rows' lines, went to 36.7 ms with the
+// swizzled layout alone and to 35.3 ms this way (CUPTI: attend 28.8 -> 24.1
+// ms, though the merge after it went 8.9 -> 10.6 ms, unexplained).
+template <int D>
+__device__ __forceinline__ void write_block_partial_staged(const BlockMajorParams& p, const float (&o)[D / 8][4],
+                                                           long prow, float m_a, float m_b, float l_a, float l_b,
+                                                           bf16* stage) {
+#if defined(MSA_HAVE_WGMMA)  // the bulk copies are sm_90a's, like the kernel calling this
+    const int lane = threadIdx.x % 32, r = p.group, c = (lane % 4) * 2;
+    const float inv_a = l_a > 0.f ? 1.f / l_a : 0.f, inv_b = l_b > 0.f ? 1.f / l_b : 0.f;
+    bulk_wait_read_if(lane == 0);  // the previous group's copies are done with the tile
+    __syncwarp();
+    // Matrices (rows 0-7, cols j), (rows 8-15, j), (0-7, j + 1), (8-15, j + 1).
+    const int row = lane % 8 + (lane / 8 % 2) * 8, half = lane / 16;
+#pragma unroll
+    for (int j = 0; j < D / 8; j += 2)
+        stmatrix_x4(smem_addr(stage + partial_at(16, row, (j + half) * 8)), pack_bf16(o[j][0] * inv_a, o[j][1] * inv_a),
+                    pack_bf16(o[j][2] * inv_b, o[j][3] * inv_b), pack_bf16(o[j + 1][0] * inv_a, o[j + 1][1] * inv_a),
+                    pack_bf16(o[j + 1][2] * inv_b, o[j + 1][3] * inv_b));
+    fence_proxy_async();  // the generic proxy's writes, before the async proxy reads them
+    __syncwarp();
+    bf16* dst = p.part_o + prow * r * D;
+#pragma unroll
+    for (int dh = 0; dh < D / 64; ++dh) bulk_store_if(lane == 0, dst + dh * r * 64, stage + dh * 16 * 64, r * 128);
+    bulk_commit_if(lane == 0);
+    if (c == 0 && lane / 4 < r) p.part_ml[prow * r + lane / 4] = make_float2(m_a, l_a);
+    if (c == 0 && lane / 4 + 8 < r) p.part_ml[prow * r + lane / 4 + 8] = make_float2(m_b, l_b);
+#endif
 }
 
 // mma.sync attend, KB keys of shared memory per staged block (the block size
@@ -250,7 +360,8 @@ __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_kernel(
     constexpr int QT = BlockMajorSmem<D, KB>::kQTile;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     BlockMajorCta c;
-    if (!block_major_begin<D, KB, false>(p, smem_raw, c)) return;
+    if (!block_major_begin<D, KB, false>(p, smem_raw, reinterpret_cast<int*>(smem_raw + BlockMajorSmem<D, KB>::tiles), c))
+        return;
     const bf16 *ks = c.ks, *vs = c.vs;
     const int* entries = c.entries;
     const int g = c.g, n_entries = c.n_entries, k0 = c.k0, kvalid = c.kvalid;
@@ -298,7 +409,9 @@ __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_kernel(
 // KiB) holds the kernel at 2 CTAs per SM, so the registers this costs (two
 // accumulator sets and both products' A fragments live at once) are free.
 // Measured (H200, 128K, CUPTI; NOTES_cuda.md steps 49-50): mma.sync 34.3 ms,
-// this kernel unpipelined 31.5 ms, pipelined 28.7 ms.
+// this kernel unpipelined 31.5 ms, pipelined 28.7 ms. The partial staging
+// tiles (16 KiB) fill the rest of the two CTAs' share of shared memory to
+// the byte (BlockMajorSmem).
 template <int D, int KB>
 __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_wgmma_kernel(const BlockMajorParams p) {
 #if defined(MSA_HAVE_WGMMA)  // declared in every pass; the body exists only in sm_90a code
@@ -306,9 +419,15 @@ __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_wgmma_k
     static_assert(WARPS == 4, "one warpgroup");
     constexpr int QT = BlockMajorSmem<D, KB>::kQTile;
     extern __shared__ __align__(128) unsigned char smem_raw[];
-    // K and V ([D / 64][KB][64] each, swz128) 1024-byte aligned by an offset.
+    // K and V ([D / 64][KB][64] each, swz128) 1024-byte aligned by an offset;
+    // the entries in that offset where it holds them, else after the tiles.
+    using Smem = BlockMajorSmem<D, KB>;
+    const unsigned slack = (1024u - (smem_addr(smem_raw) & 1023u)) & 1023u;
+    unsigned char* tiles = smem_raw + slack;
+    int* entries_at = reinterpret_cast<int*>(slack >= kEntriesPerChunk * 4 ? smem_raw : tiles + Smem::tiles + Smem::stage);
     BlockMajorCta c;
-    if (!block_major_begin<D, KB, true>(p, smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u), c)) return;
+    if (!block_major_begin<D, KB, true>(p, tiles, entries_at, c)) return;
+    bf16* my_stage = reinterpret_cast<bf16*>(tiles + Smem::tiles) + (threadIdx.x / 32) * Smem::kQTile;
     const bf16 *ks = c.ks, *vs = c.vs;
     const int* entries = c.entries;
     const int g = c.g, n_entries = c.n_entries, k0 = c.k0, kvalid = c.kvalid;
@@ -396,7 +515,7 @@ __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_wgmma_k
         if (i >= n_entries) return;
         const int entry = entries[i];
         const long prow = (static_cast<long>(entry / p.slots) * p.n_kv_heads + g) * p.slots + entry % p.slots;
-        write_block_partial<D>(p, o_flat, prow, m_a, m_b, l_a, l_b);
+        write_block_partial_staged<D>(p, o_flat, prow, m_a, m_b, l_a, l_b, my_stage);
     };
 
     read_q(0);
@@ -417,6 +536,7 @@ __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_wgmma_k
     softmax_and_issue_pv(j);
     wgmma_wait<0>();
     write(j);
+    bulk_wait_read_if(lane == 0);  // the CTA's shared memory outlives the last copies' reads
 #endif
 }
 
@@ -457,7 +577,7 @@ __global__ void block_major_merge_kernel(const BlockMajorParams p) {
             const long at = part0 + static_cast<long>(s) * r;
             used[j] = s0 + j < p.slots && srow[s] >= 0;
             ml[j] = p.part_ml[at];
-            u[j] = *reinterpret_cast<const uint4*>(p.part_o + at * D + ch * 8);
+            u[j] = *reinterpret_cast<const uint4*>(p.part_o + (at - h) * D + partial_at(r, h, ch * 8));
         }
         float batch_max = -INFINITY;
 #pragma unroll
