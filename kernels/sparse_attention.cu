@@ -245,7 +245,8 @@ void launch_block_major(const SparseAttentionOp& op, cudaStream_t stream) {
         attend<<<static_cast<unsigned>(block_major_max_chunks(entries, n_lists)), kBlockMajorThreads, smem, stream>>>(p);
         MSA_CUDA_CHECK(cudaGetLastError());
         const long merge_threads = static_cast<long>(p.nw) * op.n_heads * (D / 8);
-        block_major_merge_kernel<D><<<static_cast<unsigned>((merge_threads + 255) / 256), 256, 0, stream>>>(p);
+        block_major_merge_kernel<D>
+            <<<static_cast<unsigned>((merge_threads + kMergeThreads - 1) / kMergeThreads), kMergeThreads, 0, stream>>>(p);
         MSA_CUDA_CHECK(cudaGetLastError());
     }
 }

@@ -324,7 +324,7 @@ __device__ __forceinline__ void write_block_partial(const BlockMajorParams& p, c
 // branch took 25.7 instead of 39.1 ms; the direct stores above, 32 four-byte
 // stores per lane that each touch 8 rows' lines, went to 36.7 ms with the
 // swizzled layout alone and to 35.3 ms this way (CUPTI: attend 28.8 -> 24.1
-// ms, though the merge after it went 8.9 -> 10.6 ms, unexplained).
+// ms; the merge's slowdown that came with the layout is step 65, below).
 template <int D>
 __device__ __forceinline__ void write_block_partial_staged(const BlockMajorParams& p, const float (&o)[D / 8][4],
                                                            long prow, float m_a, float m_b, float l_a, float l_b,
@@ -547,9 +547,15 @@ __global__ void __launch_bounds__(kBlockMajorThreads) block_major_attend_wgmma_k
 // rescale between batches. The version before loaded each slot's partial
 // behind a branch on its (max, sum), two dependent round trips per slot: 10.7
 // ms at 128K for 34 GB of partials (3.2 TB/s, NOTES_cuda.md step 39).
+//
+// Three CTAs of 256 threads per SM need at most 85 registers: the swizzled
+// partial layout's address arithmetic took the kernel from 80 to 87, two CTAs
+// per SM, and the merge from 4.28 to 3.57 TB/s on the same bytes (ncu, 32K;
+// NOTES_cuda.md step 65).
 constexpr int kMergeBatch = 8;
+constexpr int kMergeThreads = 256;
 template <int D>
-__global__ void block_major_merge_kernel(const BlockMajorParams p) {
+__global__ void __launch_bounds__(kMergeThreads, 3) block_major_merge_kernel(const BlockMajorParams p) {
     constexpr int CH = D / 8;
     const long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
     const int G = p.n_kv_heads, r = p.group;
@@ -561,7 +567,8 @@ __global__ void block_major_merge_kernel(const BlockMajorParams p) {
     const int g = static_cast<int>(tg % G);
     const long t = p.w0 + tg / G;
     const int32_t* srow = p.sel + (t * G + g) * p.slots;
-    const long part0 = tg * p.slots * r + h;  // partial of slot s: part0 + s * r
+    const long part0 = tg * p.slots * r + h;  // (max, sum) of slot s: part0 + s * r
+    const bf16* part_o = p.part_o + tg * p.slots * r * D + partial_at(r, h, ch * 8);  // slot s: + s * r * D
     float M = -INFINITY, L = 0.f;
     float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     for (int s0 = 0; s0 < p.slots; s0 += kMergeBatch) {
@@ -577,7 +584,7 @@ __global__ void block_major_merge_kernel(const BlockMajorParams p) {
             const long at = part0 + static_cast<long>(s) * r;
             used[j] = s0 + j < p.slots && srow[s] >= 0;
             ml[j] = p.part_ml[at];
-            u[j] = *reinterpret_cast<const uint4*>(p.part_o + (at - h) * D + partial_at(r, h, ch * 8));
+            u[j] = *reinterpret_cast<const uint4*>(part_o + static_cast<long>(s) * r * D);
         }
         float batch_max = -INFINITY;
 #pragma unroll
