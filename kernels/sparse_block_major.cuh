@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(1024) block_major_plan_kernel(const BlockMajor
 // chunk's entries; 1 KiB of slack aligns the wgmma kernel's K and V (its
 // 128-byte swizzle is on address bits). The wgmma kernel adds each warp's
 // partial staging tile and keeps the entries in the slack where it has room
-// (block_major_entries): with them after the tiles it would need 256 B more
+// (entries_at there): with them after the tiles it would need 256 B more
 // than two CTAs per SM leave.
 template <int D, int KB>
 struct BlockMajorSmem {
