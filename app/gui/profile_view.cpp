@@ -205,7 +205,8 @@ void ProfileView::timeline(const RunResult& run, float height) {
     dl->AddText(ImVec2(p.x + 4, p.y + 2), to_imgui(viz::palette::text), title.c_str());
     if (end <= 0) return;
     float x0 = p.x + 4, x1 = p.x + w - 4, y0 = p.y + 20, lane_h = std::min(28.f, (height - 40) / lanes);
-    auto x_of = [&](double t) { return x0 + static_cast<float>(axis(t) / end) * (x1 - x0); };
+    auto x_drawn = [&](double d) { return x0 + static_cast<float>(d / end) * (x1 - x0); };
+    auto x_of = [&](double t) { return x_drawn(axis(t)); };
     const float axis_y = y0 + lanes * lane_h + 4;
     auto tick = [&](float px, const std::string& label) {
         dl->AddLine(ImVec2(px, y0), ImVec2(px, axis_y), IM_COL32(60, 60, 70, 255));
@@ -223,7 +224,7 @@ void ProfileView::timeline(const RunResult& run, float height) {
         };
         float free_x = tick(x_of(axis.knots.front().t), time_label(axis.knots.front().t)) + 8;
         for (const viz::CutTimeAxis::Cut& c : axis.cuts) {
-            const float px = x0 + static_cast<float>(c.drawn / end) * (x1 - x0);
+            const float px = x_drawn(c.drawn);
             for (float dx : {-3.f, 2.f})
                 dl->AddLine(ImVec2(px + dx - 2, axis_y - 2), ImVec2(px + dx + 2, y0 + 2), to_imgui(viz::palette::axis));
             if (hovered && std::abs(mouse.x - px) < 5 && mouse.y >= y0 && mouse.y < axis_y)
