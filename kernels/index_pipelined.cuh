@@ -18,8 +18,10 @@
 // has read it; no CTA-wide barrier inside the key loop, so the two warpgroups
 // drift apart by up to STAGES - 2 chunks instead of meeting every chunk.
 // Pooling skips the per-key mask outside the (at most two) chunks that reach
-// past the CTA's first position or the last key, and the top-k list is only
-// touched when a block beats the row's current threshold (kept in a register).
+// past the CTA's first position or the last key. By default (SELECT = false)
+// each block's pooled score is stored and topk_prefill.cuh ranks them; the
+// fused form keeps candidate lists, touched only when a block beats the row's
+// current threshold (kept in a register).
 #include "kernels/index_select.cuh"
 #include "kernels/mma_utils.cuh"
 
@@ -58,8 +60,13 @@ struct IndexPipelinedSmem {
 };
 
 // MEAN: mean pooling (else max); a template argument so that the key loop has
-// one pooling path, not both behind a run-time select.
-template <int D, int STAGES, bool MEAN>
+// one pooling path, not both behind a run-time select. SELECT: keep each row's
+// candidate list while streaming (the fused top-k; p.sel must be set), else
+// only write the block scores (p.scores), which topk_prefill_kernel then ranks:
+// the default since NOTES_cuda.md step 66, where the list's bookkeeping was
+// ~100 of the 228 warp instructions per chunk and its warps held their
+// warpgroup's next wgmma.
+template <int D, int STAGES, bool MEAN, bool SELECT>
 __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const IndexParams p, const bf16* kswz,
                                                                       int n_chunks_total) {
 #if defined(MSA_HAVE_WGMMA)  // declared in every pass; the body exists only in sm_90a code
@@ -103,10 +110,17 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
     };
     int loc[R], cnt[R], worst[R];
     float thr[R];  // the row's k-th best so far once its list is full, else -inf
+    // Each row's scores in [n_q, G, nb], computed once and kept in shared
+    // memory: from row_of at every block they cost a division and the 64-bit
+    // address math, ~35 instructions per block and row in the score-only tile,
+    // and held in registers they made ptxas spill in the key loop.
+    __shared__ float* score_rows[ROWS];
     unsigned valid_bits = 0;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
         const Row w = row_of(r);
+        if (p.scores && lane % 4 == 0)
+            score_rows[w.lrow] = p.scores + (static_cast<long>(w.tok) * p.n_groups + w.grp) * p.nb;
         loc[r] = w.pos / p.block;
         cnt[r] = 0;
         worst[r] = 0;
@@ -230,15 +244,15 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
                     score = pooled * p.scale / static_cast<float>(max(keys, 1));
                 }
             }
-            if (p.scores && lead && valid) {
-                const Row w = row_of(r);
-                p.scores[(static_cast<long>(w.tok) * p.n_groups + w.grp) * p.nb + b] = score;
-            }
+            // st.global.cg: the pointer came through shared memory, and a plain
+            // store of it is a generic ST; the top-k pass reads the scores from L2.
+            if (p.scores && lead && valid) __stcg(score_rows[warp * 16 + lane / 4 + r * 8] + b, score);
+            full_now[r] = false;
+            if constexpr (!SELECT) continue;
             // thr is -inf until the list is full, so this is rare after the first
             // blocks: only a block that beats the row's k-th best goes on.
             const int cap = row_cap(r);
-            full_now[r] = false;
-            if (valid && p.sel && score > thr[r] && b < loc[r] && !(p.sink && b == 0) && cap > 0) {
+            if (valid && score > thr[r] && b < loc[r] && !(p.sink && b == 0) && cap > 0) {
                 const int lrow = warp * 16 + lane / 4 + r * 8;
                 const int at = cnt[r] < cap ? cnt[r]++ : worst[r];
                 if (lead) {
@@ -249,7 +263,7 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
             }
         }
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
+        for (int r = 0; r < R && SELECT; ++r) {
             if (!__any_sync(0xffffffffu, full_now[r])) continue;
             __syncwarp();  // the leads' entries are visible to their quads
             find_worst(r, full_now[r]);
@@ -330,9 +344,11 @@ __global__ void __launch_bounds__(256, 2) index_topk_pipelined_kernel(const Inde
         const Row w = row_of(r);
         if (!w.valid) continue;
         const long row_off = static_cast<long>(w.tok) * p.n_groups + w.grp;
-        if (p.scores)
+        // Blocks past the CTA's last position: only where the caller reads
+        // whole rows (the top-k pass reads a row's blocks before its own).
+        if (p.scores && p.fill_invisible)
             for (int b = n_chunks / cpb; b < p.nb; ++b) p.scores[row_off * p.nb + b] = -INFINITY;
-        if (p.sel)
+        if (SELECT)
             write_selection(p.sel + row_off * p.slots, p.slots, loc[r], p.k_top, p.sink,
                             cand_i + w.lrow * p.cand_cap, cnt[r]);
     }

@@ -18,6 +18,7 @@ struct IndexParams {
     float* scores;
     int n_splits;
     int cand_cap;
+    int fill_invisible;  // pipelined tile: write -inf past the CTA's last block (else left unwritten)
 };
 
 // (score desc, id asc): is candidate (s, i) ahead of the current best (bs, bi)?

@@ -14,6 +14,7 @@
 #include "kernels/index_pipelined.cuh"
 #include "kernels/index_select.cuh"
 #include "kernels/index_topk.cuh"
+#include "kernels/topk_prefill.cuh"
 
 namespace msa::kern {
 
@@ -784,6 +785,47 @@ size_t swizzled_keys_bytes(const IndexTopkOp& op) {
     return static_cast<size_t>(op.n_key_heads) * chunks * kIndexChunkKeys * op.dim * sizeof(bf16) + 1024;
 }
 
+// Prefill top-k as a pass of its own after the pipelined tile's scores
+// (topk_prefill.cuh); MSA_INDEX_TOPK=fused keeps the tile's streaming
+// candidate lists instead (the path before NOTES_cuda.md step 66, to measure).
+bool topk_after_scoring(const IndexTopkOp& op) {
+    static const bool fused = [] {
+        const char* e = std::getenv("MSA_INDEX_TOPK");
+        return e && std::string(e) == "fused";
+    }();
+    return !fused && op.sel && use_pipelined(op);
+}
+// Tokens scored per slice when the scores go to scratch: the buffer is at most
+// 2 GiB (one slice at 128K with 4 groups; at 1M, 16K-token slices of 512
+// CTAs). MSA_INDEX_SLICE_TOKENS overrides it, read on every call (the GPU tests
+// force several slices).
+int score_slice_tokens(const IndexTopkOp& op) {
+    const size_t row_bytes = static_cast<size_t>(op.n_groups) * n_blocks_of(op) * sizeof(float);
+    size_t tokens = (size_t(2) << 30) / row_bytes;
+    if (const char* e = std::getenv("MSA_INDEX_SLICE_TOKENS")) tokens = std::strtoul(e, nullptr, 10);
+    return static_cast<int>(std::clamp<size_t>(tokens, 1, std::max(op.n_q, 1)));
+}
+size_t topk_score_bytes(const IndexTopkOp& op) {
+    if (!topk_after_scoring(op) || op.scores) return 0;
+    return static_cast<size_t>(score_slice_tokens(op)) * op.n_groups * n_blocks_of(op) * sizeof(float);
+}
+
+#if defined(MSASCOPE_CUDA_SM90A)
+template <int D, int STAGES, bool MEAN, bool SELECT>
+void launch_pipelined_tile(const IndexParams& p, const bf16* kswz, int n_chunks, cudaStream_t stream) {
+    constexpr auto kernel = index_topk_pipelined_kernel<D, STAGES, MEAN, SELECT>;
+    const size_t smem = IndexPipelinedSmem<D, STAGES>::bytes(p.cand_cap);
+    ensure_dynamic_smem<kernel>(smem);
+    const int rows = p.n_q * (p.n_groups / p.n_key_heads);
+    dim3 grid((rows + 127) / 128, p.n_key_heads, 1);
+    kernel<<<grid, 256, smem, stream>>>(p, kswz, n_chunks);
+    MSA_CUDA_CHECK(cudaGetLastError());
+}
+#endif
+
+// The swizzled keys, then either the tile with its streaming top-k (p.sel set)
+// or, with topk_after_scoring, per slice of tokens the scores into `scores`
+// and topk_prefill_kernel over them.
 template <int D, int STAGES, bool MEAN>
 void launch_pipelined(const IndexParams& p, const IndexTopkOp& op, void* scratch, cudaStream_t stream) {
 #if defined(MSASCOPE_CUDA_SM90A)
@@ -793,13 +835,32 @@ void launch_pipelined(const IndexParams& p, const IndexTopkOp& op, void* scratch
     index_swizzle_keys_kernel<<<static_cast<unsigned>((pieces + 255) / 256), 256, 0, stream>>>(
         op.k, op.n_kv, op.n_key_heads, D, n_chunks, kswz);
     MSA_CUDA_CHECK(cudaGetLastError());
-    constexpr auto kernel = index_topk_pipelined_kernel<D, STAGES, MEAN>;
-    const size_t smem = IndexPipelinedSmem<D, STAGES>::bytes(p.cand_cap);
-    ensure_dynamic_smem<kernel>(smem);
-    const int rows = op.n_q * (op.n_groups / op.n_key_heads);
-    dim3 grid((rows + 127) / 128, op.n_key_heads, 1);
-    kernel<<<grid, 256, smem, stream>>>(p, kswz, n_chunks);
-    MSA_CUDA_CHECK(cudaGetLastError());
+    if (!topk_after_scoring(op)) {
+        if (p.sel) return launch_pipelined_tile<D, STAGES, MEAN, true>(p, kswz, n_chunks, stream);
+        return launch_pipelined_tile<D, STAGES, MEAN, false>(p, kswz, n_chunks, stream);
+    }
+    float* scores = op.scores ? op.scores
+                              : reinterpret_cast<float*>(reinterpret_cast<char*>(scratch) + swizzled_keys_bytes(op));
+    const int slice = op.scores ? op.n_q : score_slice_tokens(op);
+    for (int t0 = 0; t0 < op.n_q; t0 += slice) {
+        const int n_q = std::min(slice, op.n_q - t0);
+        const long row0 = static_cast<long>(t0) * op.n_groups;
+        IndexParams ps = p;
+        ps.q = p.q + row0 * op.dim;
+        ps.n_q = n_q;
+        ps.q_offset = p.q_offset + t0;
+        ps.sel = nullptr;
+        ps.cand_cap = 0;
+        ps.scores = scores + (op.scores ? row0 * p.nb : 0);
+        ps.fill_invisible = op.scores != nullptr;  // the caller reads whole rows; the top-k does not
+        launch_pipelined_tile<D, STAGES, MEAN, false>(ps, kswz, n_chunks, stream);
+        const long rows = static_cast<long>(n_q) * op.n_groups;
+        topk_prefill_kernel<<<static_cast<unsigned>((rows + kTopkPrefillWarps - 1) / kTopkPrefillWarps),
+                              kTopkPrefillWarps * 32, 0, stream>>>(ps.scores, p.nb, rows, op.n_groups, ps.q_offset,
+                                                                   op.block, op.k_top, op.sink, op.slots,
+                                                                   op.sel + row0 * op.slots);
+        MSA_CUDA_CHECK(cudaGetLastError());
+    }
 #else
     (void)p, (void)op, (void)scratch, (void)stream;
     throw InputError("cuda index: the pipelined tile needs sm_90a code");
@@ -847,6 +908,7 @@ void launch_fused(const IndexTopkOp& op, float* scores, int32_t* sel, int n_spli
     p.scores = scores;
     p.n_splits = n_splits;
     p.cand_cap = sel ? std::max(0, op.k_top - 1) : 0;
+    p.fill_invisible = 1;
     if (!decode && use_pipelined(op)) {
         if (p.pool == 1) return launch_pipelined<D, 4, true>(p, op, scratch, stream);
         if (index_tile(false) == IndexTile::pipelined_5stage)
@@ -895,6 +957,7 @@ size_t index_topk_scratch_bytes(const IndexTopkOp& op) {
     if (op.pool == IndexPool::quest) bytes += 2 * static_cast<size_t>(op.n_key_heads) * nb * op.dim * sizeof(float) + 256;
     bytes += decode_topk_scratch_bytes(op);
     bytes += swizzled_keys_bytes(op);
+    bytes += topk_score_bytes(op);
     return bytes;
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 // Index branch on the GPU: token scores q_idx . k_idx * scale with the causal
-// mask, pooled per key block, and top-k with the forced local (+ sink) blocks,
-// in one streaming pass (nothing of size N x N or N x nb is materialised
-// unless the caller asks for the block scores).
+// mask, pooled per key block, and top-k with the forced local (+ sink) blocks.
+// Nothing of size N x N is materialised; the N x G x nb block scores are, on
+// the sm_90a prefill path, in slices of at most 2 GiB (see Top-k below).
 //
 // Rows. The tensor-core tile's M dimension holds (token, group) rows that share
 // one index key head: with MiniMax's single shared key head a 128-row CTA (the
@@ -12,13 +12,16 @@
 // position, so the latest tiles launch first. Tiles: index_pipelined.cuh (the
 // sm_90a default), index_topk.cu (cp.async tiles, measured alternatives).
 //
-// Top-k while streaming. Blocks arrive in ascending id; after a block's last
-// chunk, one lane per row inserts its pooled score into that row's sorted
-// candidate list in shared memory (length k - forced) with a strict '>' test,
-// which is exactly "ties to the lower block id". Insertions are rare once the
-// list is full, so the cost is noise next to the MMA work. Measured
-// alternative not taken: writing all N x G x nb scores and sorting afterwards
-// costs 2 GiB at 128K tokens and 128 GiB at 1M.
+// Top-k. On the sm_90a pipelined tile (prefill, max/mean pooling, blocks of
+// whole 64-key chunks) the tile writes each row's block scores and
+// topk_prefill.cuh picks from them, in slices of tokens whose scores fit 2 GiB
+// of scratch (one slice at 128K with 4 groups, 64 at 1M): keeping candidate
+// lists while streaming was ~100 of the tile's 228 instructions per chunk
+// (NOTES_cuda.md step 66; MSA_INDEX_TOPK=fused keeps that form). The other
+// tiles still do it: after a block's last chunk one lane per row inserts its
+// pooled score into the row's sorted candidate list in shared memory (length
+// k - forced) with a strict '>' test, which is exactly "ties to the lower
+// block id".
 //
 // Other paths (same op, different scorers): quest and random score every
 // (row, block) with CUDA cores into a score buffer and a warp-per-row top-k
@@ -58,7 +61,7 @@ struct IndexTopkOp {
     size_t scratch_bytes = 0;
 };
 
-// Bytes of scratch the op needs for this configuration (0 for the fused prefill path).
+// Bytes of scratch the op needs for this configuration.
 size_t index_topk_scratch_bytes(const IndexTopkOp& op);
 void index_topk_launch(const IndexTopkOp& op, cudaStream_t stream);
 

@@ -203,16 +203,21 @@ std::vector<float> decode_reference(const float* q, const Inputs& in, int block,
     return out;
 }
 
-TEST_P(BackendOps, IndexTopkMatchesCpu) {
-    REQUIRE_GPU();
-    const Case c = GetParam();
-    Inputs in = make_inputs(c, 1000 + c.n);
-    msa::IndexInputs idx = make_index(c, in, 2000 + c.n);
+msa::MsaConfig config_of(const Case& c) {
     msa::MsaConfig cfg;
     cfg.k = c.k;
     cfg.block = c.block;
     cfg.sink = c.sink;
     cfg.scorer = c.scorer;
+    return cfg;
+}
+
+TEST_P(BackendOps, IndexTopkMatchesCpu) {
+    REQUIRE_GPU();
+    const Case c = GetParam();
+    Inputs in = make_inputs(c, 1000 + c.n);
+    msa::IndexInputs idx = make_index(c, in, 2000 + c.n);
+    const msa::MsaConfig cfg = config_of(c);
     msa::BlockScores ref = msa::score_blocks(idx, c.block, c.scorer, cfg.seed, threads());
     msa::Selection cpu = msa::select_blocks(ref, c.k, c.sink, c.block);
     msa::BlockScores got;
@@ -239,6 +244,41 @@ TEST_P(BackendOps, IndexTopkMatchesCpu) {
     std::string first;
     int bad = compare_selections(gpu, cpu, ref, c.block, c.sink, &first);
     EXPECT_EQ(bad, 0) << c.name() << " first mismatch at " << first;
+}
+
+// The prefill top-k when no scores are asked for: the sm_90a tile writes them
+// to scratch, in slices of tokens (forced to 1,000 here), and
+// topk_prefill_kernel ranks each slice. Random keys, and keys that tie every
+// score (ties go to the lower block id: compared exactly), with k beyond one
+// lane maximum per lane (k = 40) and a row of tied survivors beyond what shared
+// memory holds (20,000 tokens, B = 64: 312 candidates, 128 held).
+TEST(BackendOpsIndex, SlicedTopkFromScratchScores) {
+    REQUIRE_GPU();
+    using msa::Scorer;
+    for (const Case c : {Case{4113, 4, 1, 128, 16, 1, 128, Scorer::max, 1},
+                         Case{4113, 2, 1, 128, 40, 0, 64, Scorer::max, 1}, Case{4113, 2, 1, 64, 8, 1, 128, Scorer::mean, 0},
+                         Case{20000, 2, 1, 64, 16, 1, 64, Scorer::max, 1}})
+        for (const bool tied : {false, true}) {
+            if (c.n > 4113 && !tied) continue;
+            Inputs in = make_inputs(c, 10000 + c.n);
+            msa::IndexInputs idx = make_index(c, in, 11000 + c.n);
+            if (tied) std::fill(idx.k.begin(), idx.k.end(), 0.f);
+            const msa::MsaConfig cfg = config_of(c);
+            msa::BlockScores ref = msa::score_blocks(idx, c.block, c.scorer, cfg.seed, threads());
+            msa::Selection cpu = msa::select_blocks(ref, c.k, c.sink, c.block);
+            setenv("MSA_INDEX_SLICE_TOKENS", "1000", 1);
+            msa::Selection gpu = msa::cuda::select_blocks(idx, cfg);
+            unsetenv("MSA_INDEX_SLICE_TOKENS");
+            ASSERT_EQ(gpu.slots, cpu.slots);
+            const std::string where = c.name() + (tied ? " tied" : " random");
+            if (tied) {
+                EXPECT_EQ(gpu.blocks, cpu.blocks) << where;
+            } else {
+                std::string first;
+                EXPECT_EQ(compare_selections(gpu, cpu, ref, c.block, c.sink, &first), 0)
+                    << where << " first mismatch at " << first;
+            }
+        }
 }
 
 // Both orders of the main branch against the CPU on the selection of c's
@@ -352,11 +392,7 @@ TEST_P(BackendOps, DecodeMatchesReference) {
     msa::IndexInputs idx = make_index(c, in, 8000 + c.n);
     const int N = c.n, Hq = c.groups * c.r, d = c.d, G = c.groups, t = N - 1;
     const float* q = in.q.data() + static_cast<size_t>(t) * Hq * d;
-    msa::MsaConfig cfg;
-    cfg.k = c.k;
-    cfg.block = c.block;
-    cfg.sink = c.sink;
-    cfg.scorer = c.scorer;
+    const msa::MsaConfig cfg = config_of(c);
     int slots = 0;
     std::vector<float> gscores;
     std::vector<int32_t> gsel = msa::cuda::decode_select(idx.q.data() + static_cast<size_t>(t) * G * idx.dim, idx, cfg,
