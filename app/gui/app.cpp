@@ -20,6 +20,7 @@ App::App(const GuiOptions& options) : options_(options) {
     group = options.group;
     head = options.head;
     query = options.query;
+    timeline_context = options.timeline_context;
 
     if (!options.session.empty()) {
         std::string path = options.session;
@@ -461,6 +462,7 @@ std::string App::screenshot_info() const {
     info["group"] = group;
     info["head"] = head;
     info["query"] = query;
+    info["timeline_context"] = timeline_context;
     info["k"] = budget.k;
     info["sink"] = budget.sink;
     info["block"] = block_size();

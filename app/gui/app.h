@@ -50,6 +50,7 @@ public:
     int group = 0;
     int head = 0;
     int query = -1;         // inspected query, -1 none
+    int64_t timeline_context = 0;  // profile timeline of a bench: one context's kernels, 0 all
     MsaConfig budget;       // k, block, scorer, sink the views show (may differ from the run's)
     void jump_to(int capture_index, int group);
 

@@ -1,8 +1,11 @@
 #include "app/gui/options.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <cstdlib>
+#include <vector>
 
+#include "core/flops.h"
 #include "core/model.h"
 
 namespace msa::gui {
@@ -31,6 +34,9 @@ GuiOptions parse_options(int argc, char** argv) {
     cli.add_option("--scorer", o.scorer, "max | mean | quest | random (re-pools; needs Q/K)");
     cli.add_option("--sink", o.sink, "1: force block 0 too");
     cli.add_option("--query", o.query, "query position to inspect");
+    std::string timeline_context;
+    cli.add_option("--timeline-context", timeline_context,
+                   "profile page of a bench: the timeline shows only this context's kernels (e.g. 128K)");
     cli.add_option("--threads", o.threads, "CPU threads for runs (0: all)");
     cli.add_option("--screenshot", o.screenshot, "write a PNG of the window after --frames frames, then exit");
     cli.add_option("--screenshot-info", o.screenshot_info, "with --screenshot: write what was shown (JSON) here");
@@ -41,6 +47,20 @@ GuiOptions parse_options(int argc, char** argv) {
         cli.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         std::exit(cli.exit(e) == 0 ? 0 : 2);
+    }
+    if (!timeline_context.empty()) {
+        std::vector<long long> sizes;
+        try {
+            sizes = parse_size_list(timeline_context);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "msascope: --timeline-context: %s\n", e.what());
+            std::exit(2);
+        }
+        if (sizes.size() != 1) {
+            std::fprintf(stderr, "msascope: --timeline-context takes one context, not '%s'\n", timeline_context.c_str());
+            std::exit(2);
+        }
+        o.timeline_context = sizes.front();
     }
     if (o.needles > 0 && o.model.empty()) o.model = default_model_path();
     return o;

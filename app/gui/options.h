@@ -19,6 +19,7 @@ struct GuiOptions {
     int layer = -1, group = 0, head = 0, k = -1, block = -1, sink = -1;
     std::string scorer;
     int query = -1;               // query to inspect at start
+    long long timeline_context = 0;  // profile timeline: only this bench context's kernels (0: all)
     int threads = 0;              // 0: all cores
     std::string screenshot_info;  // with --screenshot: also write what was shown, as JSON
     std::string screenshot;       // write a PNG of the window after `frames` frames and exit

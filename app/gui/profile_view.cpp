@@ -94,7 +94,7 @@ void split_time(const RunResult& run, double& dense_ms, double& sparse_ms, doubl
 
 }  // namespace
 
-void ProfileView::kernel_table(const RunResult& run, float height) {
+void ProfileView::kernel_table(App& app, const RunResult& run, float height) {
     std::vector<KernelStats> stats = kernel_stats(run);
     if (stats.empty()) {
         ImGui::TextDisabled("No kernel records: this run used the %s backend. CPU stage timings:", run.backend.c_str());
@@ -132,8 +132,12 @@ void ProfileView::kernel_table(const RunResult& run, float height) {
         ImGui::TextUnformatted(viz::short_kernel_name(s.name).c_str());
         if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s\nphase %s", s.name.c_str(), k.phase.c_str());
         if (by_context) {
+            // A click shows this context alone on the timeline (again: every context).
             ImGui::TableNextColumn();
-            ImGui::TextUnformatted(context_label(static_cast<double>(s.context)).c_str());
+            const std::string label = context_label(static_cast<double>(s.context)) + "##" + s.name;
+            if (ImGui::Selectable(label.c_str(), app.timeline_context == s.context))
+                app.timeline_context = app.timeline_context == s.context ? 0 : s.context;
+            if (ImGui::IsItemHovered()) ImGui::SetTooltip("click: the timeline shows this context's kernels only");
         }
         ImGui::TableNextColumn();
         ImGui::Text("%d", s.count);
@@ -161,7 +165,28 @@ void ProfileView::kernel_table(const RunResult& run, float height) {
     ImGui::EndTable();
 }
 
-void ProfileView::timeline(const RunResult& run, float height) {
+void ProfileView::timeline(App& app, const RunResult& run, float height) {
+    // A bench times several contexts one after another, and the longest one's
+    // dense kernel makes every other kernel a sliver: one context can be shown
+    // alone (its own time axis), by the buttons or a click in the table.
+    std::vector<int64_t> contexts;
+    for (const KernelRecord& k : run.kernels)
+        if (k.context > 0 && std::find(contexts.begin(), contexts.end(), k.context) == contexts.end())
+            contexts.push_back(k.context);
+    std::sort(contexts.begin(), contexts.end());
+    if (std::find(contexts.begin(), contexts.end(), app.timeline_context) == contexts.end()) app.timeline_context = 0;
+    const int64_t only = app.timeline_context;
+    if (contexts.size() > 1) {
+        const float before = ImGui::GetCursorPosY();
+        ImGui::TextUnformatted("timeline of");
+        ImGui::SameLine();
+        if (ImGui::RadioButton("every context", only == 0)) app.timeline_context = 0;
+        for (int64_t c : contexts) {
+            ImGui::SameLine();
+            if (ImGui::RadioButton(context_label(static_cast<double>(c)).c_str(), only == c)) app.timeline_context = c;
+        }
+        height -= ImGui::GetCursorPosY() - before;
+    }
     ImDrawList* dl = ImGui::GetWindowDrawList();
     ImVec2 p = ImGui::GetCursorScreenPos();
     float w = ImGui::GetContentRegionAvail().x;
@@ -174,12 +199,15 @@ void ProfileView::timeline(const RunResult& run, float height) {
     if (!run.kernels.empty()) {
         uint64_t t0 = UINT64_MAX;
         std::map<uint32_t, int> lanes;
+        auto shown = [&](const KernelRecord& k) { return only == 0 || k.context == only; };
         for (const KernelRecord& k : run.kernels) {
+            if (!shown(k)) continue;
             t0 = std::min(t0, k.start_ns);
             lanes.emplace(k.stream, static_cast<int>(lanes.size()));
         }
         for (const KernelRecord& k : run.kernels)
-            spans.push_back({(k.start_ns - t0) * 1e-6, (k.end_ns - t0) * 1e-6, k.name, k.phase, lanes[k.stream]});
+            if (shown(k))
+                spans.push_back({(k.start_ns - t0) * 1e-6, (k.end_ns - t0) * 1e-6, k.name, k.phase, lanes[k.stream]});
     } else {
         double t = 0;  // CPU stages ran one after another
         for (const StageTiming& s : run.timings) {
@@ -199,7 +227,9 @@ void ProfileView::timeline(const RunResult& run, float height) {
     // that long and marked, so that the kernels are not slivers.
     const viz::CutTimeAxis axis = viz::cut_idle_gaps(intervals, run.kernels.empty() ? INFINITY : 0.03);
     const double end = axis.drawn_length;
-    std::string title = run.kernels.empty() ? "timeline (CPU stages)" : "timeline (kernels, one lane per stream)";
+    std::string title = run.kernels.empty() ? "timeline (CPU stages)"
+                        : only > 0 ? "timeline (kernels of " + context_label(static_cast<double>(only)) + ", one lane per stream)"
+                                   : "timeline (kernels, one lane per stream)";
     if (!axis.cuts.empty())
         title.replace(title.size() - 1, 1, "; " + std::to_string(axis.cuts.size()) + " idle gaps cut, marked //)");
     dl->AddText(ImVec2(p.x + 4, p.y + 2), to_imgui(viz::palette::text), title.c_str());
@@ -223,7 +253,19 @@ void ProfileView::timeline(const RunResult& run, float height) {
             return ms >= 1000 ? viz::short_number(ms / 1000) + " s" : viz::short_number(ms) + " ms";
         };
         float free_x = tick(x_of(axis.knots.front().t), time_label(axis.knots.front().t)) + 8;
+        // Inside a stretch of work wider than a fifth of the axis, ticks after
+        // its start ("+2 ms"): the stretch's own scale, which absolute labels
+        // seconds apart do not give.
+        auto stretch_ticks = [&](double from, double to) {
+            if (x_of(to) - x_of(from) < 0.2f * (x1 - x0)) return;
+            for (double t : viz::nice_ticks(0, to - from, 6))
+                if (t > 0 && x_of(from + t) >= free_x && x_of(from + t) < x1 - 40)
+                    free_x = tick(x_of(from + t), "+" + time_label(t)) + 8;
+        };
+        double stretch_start = axis.knots.front().t;
         for (const viz::CutTimeAxis::Cut& c : axis.cuts) {
+            stretch_ticks(stretch_start, c.resume - c.idle);
+            stretch_start = c.resume;
             const float px = x_drawn(c.drawn);
             for (float dx : {-3.f, 2.f})
                 dl->AddLine(ImVec2(px + dx - 2, axis_y - 2), ImVec2(px + dx + 2, y0 + 2), to_imgui(viz::palette::axis));
@@ -233,6 +275,7 @@ void ProfileView::timeline(const RunResult& run, float height) {
             const std::string label = time_label(c.resume);
             if (x_of(c.resume) >= free_x) free_x = tick(x_of(c.resume), label) + 8;
         }
+        stretch_ticks(stretch_start, axis.knots.back().t);
     }
     for (const Span& s : spans) {
         float a = x_of(s.start), b = x_of(s.end);
@@ -441,8 +484,8 @@ void ProfileView::draw(App& app, const viz::Rect& r) {
         }
     }
     ImVec2 avail = ImGui::GetContentRegionAvail();
-    kernel_table(run, avail.y * 0.30f);
-    timeline(run, avail.y * 0.22f);
+    kernel_table(app, run, avail.y * 0.30f);
+    timeline(app, run, avail.y * 0.22f);
     float half = (avail.x - 8) / 2, chart_h = ImGui::GetContentRegionAvail().y - 4;
     if (bench.empty()) dense_vs_sparse(run, half, chart_h);
     else bench_rows(bench, half, chart_h);

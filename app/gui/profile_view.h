@@ -17,8 +17,8 @@ public:
     void draw(App& app, const viz::Rect& r);
 
 private:
-    void kernel_table(const RunResult& run, float height);
-    void timeline(const RunResult& run, float height);
+    void kernel_table(App& app, const RunResult& run, float height);
+    void timeline(App& app, const RunResult& run, float height);
     void dense_vs_sparse(const RunResult& run, float width, float height);
     void bench_rows(const sessions::BenchRun& bench, float width, float height);  // a bench run's tables
     void flops_curve(App& app, float width, float height);

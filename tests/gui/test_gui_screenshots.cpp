@@ -4,6 +4,7 @@
 // (k=16, and k=4 with the sink forced), so session loading is exercised too;
 // and one recorded by msascope-cli on a tiny generated model.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -88,6 +89,14 @@ protected:
         return std::system(cmd.c_str());
     }
     static Png shot(const std::string& name) { return read_png((*dir_ / (name + ".png")).string()); }
+    // A committed bench JSON (tests/bench/results) imported into a new session file; returns its path.
+    static std::string bench_session(const std::string& json_name, const std::string& db_name) {
+        const std::string session = (*dir_ / db_name).string();
+        std::ifstream in(std::string(MSASCOPE_SOURCE_DIR) + "/tests/bench/results/" + json_name);
+        msa::sessions::Writer writer(session);
+        msa::sessions::write_bench_run(writer, nlohmann::json::parse(in));
+        return session;
+    }
     static nlohmann::json info(const std::string& name) {
         std::ifstream in(*dir_ / (name + ".json"));
         return nlohmann::json::parse(in, nullptr, false);
@@ -318,12 +327,7 @@ TEST_F(GuiScreenshots, SweepViewChartsEveryScorer) {
 // session: opening it shows the Profile page, with the measured time ratios
 // drawn as points beside the FLOPs curve.
 TEST_F(GuiScreenshots, BenchRunOpensOnTheProfilePageWithMeasuredPoints) {
-    const std::string session = (*dir_ / "bench.db").string();
-    {
-        std::ifstream in(std::string(MSASCOPE_SOURCE_DIR) + "/tests/bench/results/h100_msa_m3_s2.json");
-        msa::sessions::Writer writer(session);
-        msa::sessions::write_bench_run(writer, nlohmann::json::parse(in));
-    }
+    const std::string session = bench_session("h100_msa_m3_s2.json", "bench.db");
     ASSERT_EQ(run_app("--session " + session, "bench"), 0);
     EXPECT_EQ(info("bench")["page"], "profile");
     Png png = shot("bench");
@@ -334,6 +338,27 @@ TEST_F(GuiScreenshots, BenchRunOpensOnTheProfilePageWithMeasuredPoints) {
     EXPECT_GT(count_colour(png, {120, 230, 140, 255}, x0, y0, png.w, png.h), 130u) << "SDPA / MSA points";
     EXPECT_GT(count_colour(png, {230, 120, 200, 255}, x0, y0, png.w, png.h), 130u) << "our dense / MSA points";
     EXPECT_GT(count_colour(png, {255, 140, 0, 255}, x0, y0, png.w, png.h), 300u) << "the analytic curve";
+}
+
+// One context's kernels alone on the timeline (--timeline-context, or the
+// buttons above it): at 8K the sparse kernels take a large share of the width
+// instead of slivers beside the 128K dense kernel. A context that does not
+// parse is a one-line error and exit code 2.
+TEST_F(GuiScreenshots, TimelineShowsOneContextAlone) {
+    const std::string session = bench_session("h200_msa_m3_s10.json", "bench_h200.db");
+    ASSERT_EQ(run_app("--session " + session, "timeline_all"), 0);
+    ASSERT_EQ(run_app("--session " + session + " --timeline-context 8K", "timeline_8k"), 0);
+    EXPECT_EQ(info("timeline_all")["timeline_context"], 0);
+    EXPECT_EQ(info("timeline_8k")["timeline_context"], 8192);
+    // The timeline lies between the kernel table and the bench tables.
+    const Png all = shot("timeline_all"), one = shot("timeline_8k");
+    auto sparse_pixels = [](const Png& png) {
+        return count_colour(png, msa::viz::palette::sparse_bar, png.w / 4, png.h / 4, png.w, png.h * 55 / 100);
+    };
+    const size_t a = sparse_pixels(all), b = sparse_pixels(one);
+    EXPECT_GT(b, 3 * a + 2000) << "sparse-kernel pixels: every context " << a << ", 8K alone " << b;
+    const int bad = run_app("--session " + session + " --timeline-context 8Q", "timeline_bad");
+    EXPECT_TRUE(WIFEXITED(bad) && WEXITSTATUS(bad) == 2) << "status " << bad;
 }
 
 }  // namespace
