@@ -18,13 +18,6 @@ double num(const json& j, const char* key) {
 
 json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
-// "8K", "128K", "1M", or the plain count.
-std::string short_context(int64_t n) {
-    if (n >= (1 << 20) && n % (1 << 20) == 0) return std::to_string(n >> 20) + "M";
-    if (n >= 1024 && n % 1024 == 0) return std::to_string(n >> 10) + "K";
-    return std::to_string(n);
-}
-
 json contexts_of(const json& bench) {
     if (bench.contains("contexts") && bench["contexts"].is_array()) return bench["contexts"];
     json out = json::array();
@@ -67,7 +60,7 @@ RunResult bench_identity(const json& header) {
 std::string bench_label(const RunResult& identity, const json& contexts) {
     std::string list;
     for (const json& c : contexts)
-        if (c.is_number_integer()) list += (list.empty() ? "" : ",") + short_context(c.get<int64_t>());
+        if (c.is_number_integer()) list += (list.empty() ? "" : ",") + context_label(c.get<int64_t>());
     return identity.model_config.arch + " " + (list.empty() ? "" : list + " ") + "k" + std::to_string(identity.config.k) +
            " B" + std::to_string(identity.config.block);
 }
