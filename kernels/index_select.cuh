@@ -51,6 +51,22 @@ __device__ inline void write_selection(int32_t* out, int slots, int local, int k
     for (; n < slots; ++n) out[n] = -1;
 }
 
+// A selection row written by a whole warp, in its two parts: a row that sees
+// at most k blocks takes every visible one; otherwise its forced blocks go
+// around the n_cand candidates the caller wrote at out[head ..): the sink
+// block first, the local block after them. -1 pads the rest.
+__device__ inline void warp_write_visible(int32_t* out, int slots, int local) {
+    for (int n = threadIdx.x % 32; n < slots; n += 32) out[n] = n <= local ? n : -1;
+}
+__device__ inline void warp_write_forced(int32_t* out, int slots, int local, int head, int n_cand) {
+    const int lane = threadIdx.x % 32;
+    if (lane == 0) {
+        if (head) out[0] = 0;
+        out[head + n_cand] = local;
+    }
+    for (int n = head + n_cand + 1 + lane; n < slots; n += 32) out[n] = -1;
+}
+
 // write_selection by a whole warp (the decode top-k, where one row's selection
 // is the kernel's last step): each candidate's place is its rank by id, counted
 // with shuffles, instead of lane 0's insertion sort (a chain of ~k^2/4
@@ -59,10 +75,7 @@ __device__ inline void write_selection(int32_t* out, int slots, int local, int k
 __device__ inline void warp_write_selection(int32_t* out, int slots, int local, int k_top, int sink,
                                             const int32_t* cand_id, int n_cand) {
     const int lane = threadIdx.x % 32;
-    if (local + 1 <= k_top) {
-        for (int n = lane; n < slots; n += 32) out[n] = n <= local ? n : -1;
-        return;
-    }
+    if (local + 1 <= k_top) return warp_write_visible(out, slots, local);
     const int head = (sink && local > 0) ? 1 : 0;
     for (int cb = 0; cb < n_cand; cb += 32) {
         const int x = cb + lane < n_cand ? cand_id[cb + lane] : INT_MAX;
@@ -74,11 +87,7 @@ __device__ inline void warp_write_selection(int32_t* out, int slots, int local, 
         }
         if (cb + lane < n_cand) out[head + at] = x;
     }
-    if (lane == 0) {
-        if (head) out[0] = 0;
-        out[head + n_cand] = local;
-    }
-    for (int n = head + n_cand + 1 + lane; n < slots; n += 32) out[n] = -1;
+    warp_write_forced(out, slots, local, head, n_cand);
 }
 
 // Inserts (score, b) into a row's candidate list, sorted by score descending,

@@ -851,7 +851,7 @@ void launch_pipelined(const IndexParams& p, const IndexTopkOp& op, void* scratch
         ps.q_offset = p.q_offset + t0;
         ps.sel = nullptr;
         ps.cand_cap = 0;
-        ps.scores = scores + (op.scores ? row0 * p.nb : 0);
+        ps.scores = scores;  // the caller's whole buffer is one slice (t0 = 0)
         ps.fill_invisible = op.scores != nullptr;  // the caller reads whole rows; the top-k does not
         launch_pipelined_tile<D, STAGES, MEAN, false>(ps, kswz, n_chunks, stream);
         const long rows = static_cast<long>(n_q) * op.n_groups;

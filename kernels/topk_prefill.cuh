@@ -26,6 +26,8 @@
 // and 4 over its scores in global memory instead: slower, same answer.
 #include <cstdint>
 
+#include "kernels/index_select.cuh"
+
 namespace msa::kern {
 
 constexpr int kTopkPrefillWarps = 8;
@@ -50,10 +52,7 @@ __global__ void __launch_bounds__(kTopkPrefillWarps * 32)
     if (row >= n_rows) return;
     const int local = (q_offset + static_cast<int>(row / n_groups)) / block;
     int32_t* out = sel + row * slots;
-    if (local + 1 <= k_top) {  // every visible block
-        for (int n = lane; n < slots; n += 32) out[n] = n <= local ? n : -1;
-        return;
-    }
+    if (local + 1 <= k_top) return warp_write_visible(out, slots, local);
     // k = 1 with the sink still keeps both forced blocks (slots >= 2), so cap >= 0.
     const int head = (sink && local > 0) ? 1 : 0, cap = max(0, k_top - 1 - head);
     const float* s = scores + row * nb;
@@ -131,11 +130,7 @@ __global__ void __launch_bounds__(kTopkPrefillWarps * 32)
             }
         }
     }
-    if (lane == 0) {
-        if (head) out[0] = 0;
-        out[head + cap] = local;
-    }
-    for (int i = head + cap + 1 + lane; i < slots; i += 32) out[i] = -1;
+    warp_write_forced(out, slots, local, head, cap);
 }
 
 }  // namespace msa::kern
